@@ -1,0 +1,30 @@
+# The commands a person types. `make demo` and `make test` set everything up first.
+PY := .venv/bin/python
+SETUP := .venv/.gmsep-setup
+DEMO_DATA := data/demo
+export HF_HUB_OFFLINE := 1
+
+.PHONY: setup demo test lint bench clean-demo
+
+setup: $(SETUP)
+
+$(SETUP): requirements.txt setup.cfg tools/setup.sh tools/fix_torchaudio.py
+	bash tools/setup.sh
+
+# Generate (once) and prepare the demo corpus, then train, test and export the demo model.
+demo: $(SETUP)
+	$(PY) -m recipes.demo_corpus --out $(DEMO_DATA)
+	$(PY) train.py hparams/demo.yaml --data_folder $(DEMO_DATA)/Libri2Mix
+
+test: $(SETUP)
+	$(PY) -m pytest -q
+
+lint: $(SETUP)
+	.venv/bin/ruff check modules recipes tests train.py benchmarks tools
+	.venv/bin/ruff format --check modules recipes tests train.py benchmarks tools
+
+bench: $(SETUP)
+	$(PY) benchmarks/run.py
+
+clean-demo:
+	rm -rf $(DEMO_DATA) results/demo
