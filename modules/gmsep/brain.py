@@ -1,0 +1,253 @@
+"""The training loop of the unified SE + SS network, on SpeechBrain's Brain.
+
+Only the hooks differ from SpeechBrain's: the forward pass (with the
+training-time speed-perturbation remix), the multi-task objectives, and a
+``fit_batch`` whose backward pass is delegated to the gradient-modulation
+component. The loop knows the SS loss is the main task and the SE loss the
+auxiliary one; it does not know how gradients are combined.
+
+Authors
+ * gmsep contributors 2026
+"""
+
+import csv
+import logging
+import os
+
+import torch
+import speechbrain as sb
+from speechbrain.utils.distributed import if_main_process
+
+from gmsep.losses import weighted_objectives
+from gmsep.metrics import METRIC_NAMES, separation_metrics
+
+logger = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised when too many consecutive batches give a non-finite loss."""
+
+
+class NoiseRobustSeparationBrain(sb.Brain):
+    """Trains and evaluates a ``gmsep.model.UnifiedSeparator``.
+
+    Expected in ``modules``: ``separator`` (the UnifiedSeparator). Expected in
+    ``hparams``: ``num_spks``, ``objectives`` (list of ``gmsep.losses.Objective``),
+    ``gradient_modulation`` (``gmsep.gradient_modulation.GradientModulation``),
+    ``use_speedperturb`` and ``speed_perturb_remix``, ``loss_upper_lim``,
+    ``lr_scheduler``, ``epoch_counter``, ``train_logger``, ``output_folder``
+    and ``save_folder`` (for ``test_results.csv``).
+    """
+
+    def on_fit_start(self):
+        """Resets the counters of skipped batches, then recovers."""
+        self.skipped_batches = {"nonfinite": 0, "loss_upper_lim": 0}
+        self.nonfinite_streak = []
+        super().on_fit_start()
+
+    def compute_forward(self, batch, stage):
+        """Separates the batch's mixtures.
+
+        In training, with ``use_speedperturb``, every source is speed-perturbed
+        on its own and the mixture rebuilt as sum(sources) + noise.
+
+        Arguments
+        ---------
+        batch : PaddedBatch
+            With ``mix_sig``, ``s1_sig`` ... ``sS_sig``, ``noise_sig``, ``clean_sig``.
+        stage : sb.Stage
+
+        Returns
+        -------
+        output : gmsep.model.SeparatorOutput
+        sources : torch.Tensor
+            The reference sources, [B, T, S].
+        mix : torch.Tensor
+            The mixture the network saw, [B, T].
+        """
+        batch = batch.to(self.device)
+        mix = batch.mix_sig.data  # B, T
+        sources = torch.stack(
+            [
+                getattr(batch, f"s{i + 1}_sig").data
+                for i in range(self.hparams.num_spks)
+            ],
+            dim=-1,
+        )  # B, T, S
+        clean_mix = batch.clean_sig.data  # B, T
+        if stage == sb.Stage.TRAIN and self.hparams.use_speedperturb:
+            mix, sources, clean_mix = self.hparams.speed_perturb_remix(
+                sources, batch.noise_sig.data
+            )
+        # The SE target is only needed where the SE loss is: in training.
+        clean_mix = clean_mix if stage == sb.Stage.TRAIN else None
+        output = self.modules.separator(mix, clean_mix)
+        return output, sources, mix
+
+    def compute_task_losses(self, predictions):
+        """The weighted main (SS) and auxiliary (SE) losses.
+
+        Arguments
+        ---------
+        predictions : tuple
+            What ``compute_forward`` returned.
+
+        Returns
+        -------
+        main_loss : torch.Tensor
+            Scalar.
+        aux_loss : torch.Tensor or None
+            Scalar, None without auxiliary objectives.
+        """
+        output, sources, _ = predictions
+        main_loss, aux_loss, _ = weighted_objectives(
+            self.hparams.objectives, output, sources
+        )
+        return main_loss, aux_loss
+
+    def compute_objectives(self, predictions, batch, stage):
+        """The loss of a stage: the SS loss in validation and test (model
+        selection uses SS only), the total weighted loss in training."""
+        main_loss, aux_loss = self.compute_task_losses(predictions)
+        if stage == sb.Stage.TRAIN and aux_loss is not None:
+            return main_loss + aux_loss
+        return main_loss
+
+    def fit_batch(self, batch):
+        """One optimisation step with gradient modulation.
+
+        Batches with a non-finite loss, or an SS loss above
+        ``loss_upper_lim``, are skipped and counted.
+        """
+        with self.training_ctx:
+            predictions = self.compute_forward(batch, sb.Stage.TRAIN)
+            main_loss, aux_loss = self.compute_task_losses(predictions)
+        total_loss = main_loss if aux_loss is None else main_loss + aux_loss
+
+        if not self._batch_is_usable(batch, main_loss, total_loss):
+            self.zero_grad(set_to_none=True)
+            return main_loss.detach().cpu()
+
+        self.hparams.gradient_modulation.backward(
+            self.scaler.scale(main_loss),
+            None if aux_loss is None else self.scaler.scale(aux_loss),
+            self.shared_parameters(),
+        )
+        self.optimizers_step()
+        return main_loss.detach().cpu()
+
+    def shared_parameters(self):
+        """The parameters both losses reach: encoder and enhancer."""
+        separator = self.hparams.separator
+        shared = [separator.encoder, separator.enhancer]
+        return [
+            p
+            for module in shared
+            if module is not None
+            for p in module.parameters()
+            if p.requires_grad
+        ]
+
+    def _batch_is_usable(self, batch, main_loss, total_loss):
+        """Counts and reports skipped batches; stops after too many non-finite
+        losses in a row, naming the batches."""
+        if not torch.isfinite(total_loss):
+            self.skipped_batches["nonfinite"] += 1
+            self.nonfinite_streak.append(list(batch.id))
+            logger.warning(f"Non-finite loss on batch {batch.id}: skipped.")
+            if len(self.nonfinite_streak) > self.nonfinite_patience:
+                raise NonFiniteLossError(
+                    f"{len(self.nonfinite_streak)} consecutive batches gave a "
+                    f"non-finite loss (nonfinite_patience="
+                    f"{self.nonfinite_patience}); their IDs: "
+                    f"{self.nonfinite_streak}"
+                )
+            return False
+        self.nonfinite_streak = []
+        if main_loss.item() > self.hparams.loss_upper_lim:
+            self.skipped_batches["loss_upper_lim"] += 1
+            return False
+        return True
+
+    @torch.no_grad()
+    def evaluate_batch(self, batch, stage):
+        """Computes the SS loss; in the test stage also per-utterance metrics."""
+        with self.evaluation_ctx:
+            predictions = self.compute_forward(batch, stage)
+            loss = self.compute_objectives(predictions, batch, stage)
+        if stage == sb.Stage.TEST:
+            self._store_test_metrics(batch, predictions)
+        return loss.detach().cpu()
+
+    def _store_test_metrics(self, batch, predictions):
+        """Appends the metrics of every utterance of the batch, on its
+        unpadded length."""
+        output, sources, mix = predictions
+        lengths = (batch.mix_sig.lengths * mix.shape[1]).round().long()
+        for i, snt_id in enumerate(batch.id):
+            length = lengths[i]
+            metrics = separation_metrics(
+                output.est_sources[i, :length].float(),
+                sources[i, :length],
+                mix[i, :length],
+            )
+            self.test_metrics.append({"snt_id": snt_id, **metrics})
+
+    def on_stage_start(self, stage, epoch=None):
+        """Resets the GM statistics (train) or the test metrics (test)."""
+        if stage == sb.Stage.TRAIN:
+            self.hparams.gradient_modulation.reset_stats()
+        if stage == sb.Stage.TEST:
+            self.test_metrics = []
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        """Logs, schedules the learning rate, checkpoints, writes test results."""
+        stage_stats = {"si-snr": stage_loss}
+        if stage == sb.Stage.TRAIN:
+            self.train_stats = {
+                **stage_stats,
+                **self.hparams.gradient_modulation.stats(),
+                **{f"skipped_{k}": v for k, v in self.skipped_batches.items()},
+            }
+            self.skipped_batches = dict.fromkeys(self.skipped_batches, 0)
+        elif stage == sb.Stage.VALID:
+            current_lr, next_lr = self.hparams.lr_scheduler(
+                [self.optimizer], epoch, stage_loss
+            )
+            sb.nnet.schedulers.update_learning_rate(self.optimizer, next_lr)
+            self.hparams.train_logger.log_stats(
+                stats_meta={"epoch": epoch, "lr": current_lr},
+                train_stats=self.train_stats,
+                valid_stats=stage_stats,
+            )
+            self.checkpointer.save_and_keep_only(
+                meta={"si-snr": stage_loss},
+                min_keys=["si-snr"],
+                num_to_keep=self.hparams.ckpt_num_to_keep,
+            )
+        elif stage == sb.Stage.TEST:
+            self.test_averages = self.write_test_results()
+            self.hparams.train_logger.log_stats(
+                stats_meta={"Epoch loaded": self.hparams.epoch_counter.current},
+                test_stats={**stage_stats, **self.test_averages},
+            )
+
+    def write_test_results(self):
+        """Writes ``test_results.csv`` (one row per utterance, then the
+        averages) and returns the averages."""
+        averages = {
+            name: sum(row[name] for row in self.test_metrics)
+            / max(len(self.test_metrics), 1)
+            for name in METRIC_NAMES
+        }
+        if if_main_process():
+            path = os.path.join(self.hparams.output_folder, "test_results.csv")
+            with open(path, "w", newline="") as results_file:
+                writer = csv.DictWriter(
+                    results_file, fieldnames=["snt_id", *METRIC_NAMES]
+                )
+                writer.writeheader()
+                writer.writerows(self.test_metrics)
+                writer.writerow({"snt_id": "avg", **averages})
+            logger.info(f"Per-utterance test results written to {path}")
+        return averages

@@ -1,0 +1,292 @@
+"""Input validation for the audio files and CSVs this recipe reads.
+
+Every problem a user's data can have (missing, corrupt, truncated, stereo,
+empty or wrongly sampled files; CSVs without the expected columns or pointing
+at missing files) raises one :class:`DataError` that names the file, so that a
+bad corpus fails before training instead of in the middle of an epoch.
+
+Only header reads are used by the checks (no decoding), so validating a CSV of
+tens of thousands of files takes seconds. Importable without SpeechBrain.
+
+Example
+-------
+>>> import numpy as np, soundfile as sf
+>>> path = getfixture("tmp_path") / "mix.wav"
+>>> sf.write(path, np.zeros(800, dtype="int16"), 8000)
+>>> check_audio_file(path, sample_rate=8000).duration
+0.1
+>>> read_mono(path, 8000, start=100, stop=300).shape
+torch.Size([200])
+"""
+
+import csv
+import os
+
+import soundfile as sf
+
+# Placeholder sizes that streaming writers put in the header of a WAV data
+# chunk whose length was unknown: they do not mean the file was truncated.
+_UNKNOWN_DATA_SIZES = (0, 0xFFFFFFFF)
+
+
+class DataError(ValueError):
+    """A dataset file or folder is missing or not what the recipe expects.
+
+    Example
+    -------
+    >>> isinstance(DataError("mix.wav: file not found"), ValueError)
+    True
+    """
+
+
+def _unreadable(path, err):
+    """Returns the DataError for a file that libsndfile could not open."""
+    reason = getattr(err, "error_string", str(err))
+    if not os.path.exists(path):
+        return DataError(f"{path}: file not found")
+    return DataError(f"{path}: unreadable or corrupt audio file ({reason})")
+
+
+def _check_format(path, samplerate, channels, frames, sample_rate):
+    """Raises a DataError if a file is empty, not mono or wrongly sampled."""
+    if frames == 0:
+        raise DataError(f"{path}: empty audio file (0 frames)")
+    if channels != 1:
+        raise DataError(f"{path}: has {channels} channels, expected mono")
+    if sample_rate is not None and samplerate != sample_rate:
+        raise DataError(
+            f"{path}: sample rate {samplerate} Hz, expected {sample_rate} Hz "
+            f"(set sample_rate: {samplerate} or prepare the "
+            f"wav{sample_rate // 1000}k folder)"
+        )
+
+
+def _wav_data_chunk(path):
+    """Returns (offset, declared size) of a RIFF/WAVE data chunk, or None.
+
+    libsndfile silently shortens a WAV whose data chunk is cut, so truncation
+    can only be seen by comparing the size the header declares with the size
+    of the file.
+    """
+    with open(path, "rb") as wav:
+        riff = wav.read(12)
+        if riff[:4] != b"RIFF" or riff[8:12] != b"WAVE":
+            return None
+        offset = 12
+        while True:
+            header = wav.read(8)
+            if len(header) < 8:
+                return None
+            size = int.from_bytes(header[4:], "little")
+            if header[:4] == b"data":
+                return offset + 8, size
+            # RIFF chunks are padded to an even size
+            offset += 8 + size + (size & 1)
+            wav.seek(offset)
+
+
+def check_audio_file(path, sample_rate=None):
+    """Checks that an audio file exists and is a complete, mono recording.
+
+    Arguments
+    ---------
+    path : str or os.PathLike
+        The audio file.
+    sample_rate : int, optional
+        The expected sample rate in Hz; not checked when None.
+
+    Returns
+    -------
+    info : soundfile._SoundFileInfo
+        The header of the file (samplerate, channels, frames, duration, ...).
+
+    Raises
+    ------
+    DataError
+        Naming the file when it is missing, unreadable or corrupt, truncated,
+        empty, not mono, or not at sample_rate.
+
+    Example
+    -------
+    >>> import numpy as np, soundfile as sf
+    >>> path = getfixture("tmp_path") / "stereo.wav"
+    >>> sf.write(path, np.zeros((80, 2), dtype="int16"), 8000)
+    >>> check_audio_file(path)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    gmsep.data_checks.DataError: ...stereo.wav: has 2 channels, expected mono
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: file not found")
+    try:
+        info = sf.info(path)
+    except RuntimeError as err:
+        raise _unreadable(path, err) from err
+    if info.format in ("WAV", "WAVEX"):
+        data_chunk = _wav_data_chunk(path)
+        if data_chunk is not None:
+            offset, declared = data_chunk
+            stored = os.path.getsize(path) - offset
+            if declared not in _UNKNOWN_DATA_SIZES and stored < declared:
+                raise DataError(
+                    f"{path}: truncated: the header declares {declared} bytes "
+                    f"of audio but the file holds {stored} "
+                    "(incomplete copy or download?)"
+                )
+    _check_format(path, info.samplerate, info.channels, info.frames, sample_rate)
+    return info
+
+
+def check_csv_audio(csv_path, audio_columns=None, sample_rate=None, max_report=5):
+    """Checks a prepared CSV and the header of every audio file it lists.
+
+    Run before training: it finds in seconds what would otherwise crash a
+    data loader hours later. Files listed more than once are checked once.
+
+    Arguments
+    ---------
+    csv_path : str or os.PathLike
+        A CSV with an ID, a duration and audio path columns.
+    audio_columns : list of str, optional
+        The columns holding audio paths; by default all `*_wav` columns.
+    sample_rate : int, optional
+        The expected sample rate in Hz of every file; not checked when None.
+    max_report : int
+        How many offending files an error lists (it always gives the count).
+
+    Returns
+    -------
+    n_files : int
+        The number of distinct audio files checked.
+
+    Raises
+    ------
+    DataError
+        When the CSV is missing or lacks a column, when listed files are
+        missing (all counted, the first max_report named with their row ID),
+        or when files fail :func:`check_audio_file` (named with the CSV).
+
+    Example
+    -------
+    >>> import numpy as np, soundfile as sf
+    >>> tmp_path = getfixture("tmp_path")
+    >>> sf.write(tmp_path / "a.wav", np.zeros(80, dtype="int16"), 8000)
+    >>> _ = (tmp_path / "a.csv").write_text(
+    ...     f"ID,duration,mix_wav\\na,0.01,{tmp_path / 'a.wav'}\\n"
+    ... )
+    >>> check_csv_audio(tmp_path / "a.csv", sample_rate=8000)
+    1
+    """
+    csv_path = os.fspath(csv_path)
+    if not os.path.isfile(csv_path):
+        raise DataError(f"{csv_path}: CSV not found (run the data preparation)")
+    with open(csv_path, newline="") as csv_file:
+        reader = csv.DictReader(csv_file)
+        columns = reader.fieldnames or []
+        if audio_columns is None:
+            audio_columns = [name for name in columns if name.endswith("_wav")]
+            if not audio_columns:
+                raise DataError(f"{csv_path}: no audio (*_wav) column in {columns}")
+        missing_columns = [
+            name for name in ("ID", "duration", *audio_columns) if name not in columns
+        ]
+        if missing_columns:
+            raise DataError(
+                f"{csv_path}: missing column(s) {', '.join(missing_columns)} "
+                f"(found: {', '.join(columns) or 'no header'})"
+            )
+        # path -> (row ID, column) of its first mention
+        mentions = {}
+        for row in reader:
+            for column in audio_columns:
+                mentions.setdefault(row[column], (row["ID"], column))
+
+    missing = [path for path in mentions if not os.path.isfile(path)]
+    if missing:
+        listed = "\n".join(
+            f"  row {mentions[path][0]} ({mentions[path][1]}): {path}"
+            for path in missing[:max_report]
+        )
+        raise DataError(
+            f"{csv_path}: {len(missing)} listed audio file(s) not found, "
+            f"the first {min(len(missing), max_report)}:\n{listed}"
+        )
+
+    problems = []
+    for path, (row_id, _) in mentions.items():
+        try:
+            check_audio_file(path, sample_rate)
+        except DataError as err:
+            problems.append(f"  row {row_id}: {err}")
+    if problems:
+        listed = "\n".join(problems[:max_report])
+        raise DataError(
+            f"{csv_path}: {len(problems)} listed audio file(s) are not usable, "
+            f"the first {min(len(problems), max_report)}:\n{listed}"
+        )
+    return len(mentions)
+
+
+def read_mono(path, sample_rate, start=0, stop=None):
+    """Reads frames [start, stop) of a mono audio file as a float32 tensor.
+
+    Used by the data pipelines. It checks what the open file tells for free
+    (empty, channels, sample rate, frames actually read), so a bad file is
+    named instead of surfacing as a shape error inside the model.
+
+    Arguments
+    ---------
+    path : str or os.PathLike
+        The audio file.
+    sample_rate : int
+        The expected sample rate in Hz (no resampling is done).
+    start : int
+        First frame to read (for random crops).
+    stop : int, optional
+        Frame after the last one to read; the end of the file when None.
+
+    Returns
+    -------
+    signal : torch.Tensor
+        The samples in [-1, 1], float32, shape [T] with T = stop - start.
+
+    Raises
+    ------
+    DataError
+        Naming the file when it is missing, unreadable, empty, not mono, not
+        at sample_rate, or shorter than [start, stop) requires.
+
+    Example
+    -------
+    >>> import numpy as np, soundfile as sf
+    >>> path = getfixture("tmp_path") / "s1.wav"
+    >>> sf.write(path, np.full(400, 16384, dtype="int16"), 8000)
+    >>> read_mono(path, 8000, stop=2)
+    tensor([0.5000, 0.5000])
+    """
+    # torch is only needed here: the checks above run without it
+    import torch
+
+    path = os.fspath(path)
+    try:
+        with sf.SoundFile(path) as audio:
+            _check_format(
+                path, audio.samplerate, audio.channels, audio.frames, sample_rate
+            )
+            stop = audio.frames if stop is None else stop
+            if not 0 <= start < stop <= audio.frames:
+                raise DataError(
+                    f"{path}: cannot read frames {start}:{stop}, the file has "
+                    f"{audio.frames} (truncated file or stale CSV duration?)"
+                )
+            audio.seek(start)
+            samples = audio.read(stop - start, dtype="float32")  # T
+    except RuntimeError as err:
+        raise _unreadable(path, err) from err
+    if len(samples) < stop - start:
+        raise DataError(
+            f"{path}: truncated: read {len(samples)} of the {stop - start} "
+            f"frames from {start} that the header declares"
+        )
+    return torch.from_numpy(samples)

@@ -1,0 +1,176 @@
+"""Writes the CSVs of WHAM! and WHAMR! for training.
+
+One CSV per split, ``<save_folder>/<version>_<split>.csv`` (e.g.
+``wham_tr.csv``, ``whamr_tt.csv``), with the columns ``ID, duration,
+mix_wav, s1_wav, s2_wav, noise_wav, clean_wav``:
+
+========== ============== ======================
+column     WHAM!          WHAMR!
+========== ============== ======================
+mix_wav    mix_both       mix_both_reverb
+s1_wav     s1             s1_anechoic
+s2_wav     s2             s2_anechoic
+noise_wav  noise          noise
+clean_wav  mix_clean      mix_clean_anechoic
+========== ============== ======================
+
+The corpus is expected as ``<data_folder>/wav{8,16}k/{min,max}/{tr,cv,tt}/``.
+Same conventions as :mod:`recipes.prepare_librimix` (absolute paths, sorted
+rows, header durations, atomic and idempotent writes, no audio touched, an
+existing CSV of another format never overwritten).
+
+Command line::
+
+    python -m recipes.prepare_wham DATA_FOLDER SAVE_FOLDER --version whamr \\
+        --sample-rate 8000 --mode min --splits tr cv tt [--check-audio]
+"""
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+from gmsep.data_checks import DataError
+from recipes.prepare_librimix import (
+    check_prepared_audio,
+    layout_tree,
+    write_split_csvs,
+    _check_choice,
+    _check_splits,
+)
+
+logger = logging.getLogger(__name__)
+
+WHAM_SPLITS = ("tr", "cv", "tt")
+# CSV column -> subfolder, per version
+WHAM_COLUMNS = {
+    "wham": {
+        "mix_wav": "mix_both",
+        "s1_wav": "s1",
+        "s2_wav": "s2",
+        "noise_wav": "noise",
+        "clean_wav": "mix_clean",
+    },
+    "whamr": {
+        "mix_wav": "mix_both_reverb",
+        "s1_wav": "s1_anechoic",
+        "s2_wav": "s2_anechoic",
+        "noise_wav": "noise",
+        "clean_wav": "mix_clean_anechoic",
+    },
+}
+CORPUS_NAMES = {"wham": "WHAM!", "whamr": "WHAMR!"}
+
+
+def prepare_wham(
+    data_folder,
+    save_folder,
+    version="wham",
+    sample_rate=8000,
+    mode="min",
+    splits=WHAM_SPLITS,
+    skip_prep=False,
+):
+    """Writes one CSV per WHAM! or WHAMR! split (see the module docstring).
+
+    Arguments
+    ---------
+    data_folder : str or os.PathLike
+        The corpus folder holding ``wav8k/`` or ``wav16k/``.
+    save_folder : str or os.PathLike
+        Where the CSVs are written (created if needed).
+    version : str
+        "wham" (noisy) or "whamr" (noisy and reverberant).
+    sample_rate : int
+        8000 or 16000: selects the ``wav8k`` or ``wav16k`` folder.
+    mode : str
+        "min" or "max".
+    splits : tuple of str
+        Among "tr", "cv", "tt".
+    skip_prep : bool
+        If True, only return the CSV paths.
+
+    Returns
+    -------
+    csv_paths : dict
+        Split name -> path (str) of its CSV.
+
+    Raises
+    ------
+    ValueError
+        For an unsupported setting.
+    DataError
+        When the corpus is missing or not in the expected layout, or a
+        mixture lacks a file in some subfolder or its mix file is unusable.
+
+    Example
+    -------
+    >>> paths = prepare_wham("whamr", "csv", version="whamr", skip_prep=True)
+    >>> os.path.basename(paths["tt"])
+    'whamr_tt.csv'
+    """
+    _check_choice("version", version, tuple(WHAM_COLUMNS))
+    _check_choice("sample_rate", sample_rate, (8000, 16000))
+    _check_choice("mode", mode, ("min", "max"))
+    splits = _check_splits(splits, WHAM_SPLITS)
+    save_folder = Path(os.path.abspath(save_folder))
+    csv_paths = {split: save_folder / f"{version}_{split}.csv" for split in splits}
+    if not skip_prep:
+        data_folder = Path(os.path.abspath(data_folder))
+        rate_folder = f"wav{sample_rate // 1000}k"
+        columns = WHAM_COLUMNS[version]
+        layout = layout_tree(
+            data_folder,
+            [
+                f"{rate_folder}/",
+                f"{mode}/",
+                "{" + ", ".join(splits) + "}/",
+                "{" + ", ".join(columns.values()) + "}/<ID>.wav",
+            ],
+        )
+        write_split_csvs(
+            data_folder,
+            {split: data_folder / rate_folder / mode / split for split in splits},
+            columns,
+            csv_paths,
+            sample_rate,
+            f"{CORPUS_NAMES[version]} ({rate_folder}, {mode})",
+            layout,
+        )
+    return {split: str(path) for split, path in csv_paths.items()}
+
+
+def main(argv=None):
+    """Command-line entry point; see the module docstring."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data_folder", help="the corpus folder holding wav8k/")
+    parser.add_argument("save_folder", help="where the CSVs are written")
+    parser.add_argument("--version", default="wham", choices=tuple(WHAM_COLUMNS))
+    parser.add_argument("--sample-rate", type=int, default=8000, choices=(8000, 16000))
+    parser.add_argument("--mode", default="min", choices=("min", "max"))
+    parser.add_argument("--splits", nargs="+", default=list(WHAM_SPLITS), choices=WHAM_SPLITS)
+    parser.add_argument(
+        "--check-audio",
+        action="store_true",
+        help="then check the header of every listed file (rate, channels, truncation)",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        csv_paths = prepare_wham(
+            args.data_folder,
+            args.save_folder,
+            version=args.version,
+            sample_rate=args.sample_rate,
+            mode=args.mode,
+            splits=args.splits,
+        )
+        if args.check_audio:
+            n_files = check_prepared_audio(csv_paths, args.sample_rate)
+            logger.info("%d audio files checked", n_files)
+    except DataError as err:
+        parser.exit(1, f"error: {err}\n")
+
+
+if __name__ == "__main__":
+    main()
