@@ -42,21 +42,32 @@ LIBRIMIX_SPLITS = ("train-360", "train-100", "dev", "test")
 MAX_REPORT = 5
 
 
-def _check_choice(name, value, choices):
-    """Raises a ValueError naming the setting when value is not a choice."""
+def check_choice(name, value, choices):
+    """Raises a ValueError naming the setting when value is not a choice.
+
+    Example
+    -------
+    >>> check_choice("mode", "min", ("min", "max"))
+    """
     if value not in choices:
         raise ValueError(
             f"{name}={value!r} is not supported, expected one of {list(choices)}"
         )
 
 
-def _check_splits(splits, choices):
-    """Returns splits as a tuple (a single name is accepted), checked."""
+def check_splits(splits, choices):
+    """Returns splits as a tuple (a single name is accepted), checked.
+
+    Example
+    -------
+    >>> check_splits("dev", LIBRIMIX_SPLITS)
+    ('dev',)
+    """
     splits = (splits,) if isinstance(splits, str) else tuple(splits)
     if not splits:
         raise ValueError(f"splits is empty, expected some of {list(choices)}")
     for split in splits:
-        _check_choice("splits", split, choices)
+        check_choice("splits", split, choices)
     return splits
 
 
@@ -124,12 +135,13 @@ def check_folders(data_folder, folders, corpus, layout):
     -------
     >>> tmp_path = getfixture("tmp_path")
     >>> (tmp_path / "wav16k").mkdir()
+    >>> layout = layout_tree(tmp_path, ["wav8k/"])
     >>> check_folders(
-    ...     tmp_path, [tmp_path / "wav8k"], "WHAM!", ""
+    ...     tmp_path, [tmp_path / "wav8k"], "WHAM!", layout
     ... )  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    gmsep.data_checks.DataError: WHAM! ... found wav16k/ but not wav8k/ ...
+    gmsep.data_checks.DataError: WHAM! ...(found wav16k/ but not wav8k/)...
     """
     if not data_folder.is_dir():
         raise DataError(
@@ -146,8 +158,14 @@ def check_folders(data_folder, folders, corpus, layout):
         return
     lines = []
     for folder, parent in missing[:MAX_REPORT]:
-        found = sorted(entry.name + "/" for entry in parent.iterdir() if entry.is_dir())
-        found = f"found {', '.join(found)} but not" if found else "no folder, not even"
+        found = sorted(
+            entry.name + "/" for entry in parent.iterdir() if entry.is_dir()
+        )
+        found = (
+            f"found {', '.join(found)} but not"
+            if found
+            else "no folder, not even"
+        )
         lines.append(f"  {folder}/  ({found} {folder.name}/)")
     raise DataError(
         f"{corpus} is not in the expected layout under {data_folder}: "
@@ -265,7 +283,9 @@ def _write_atomically(csv_path, header, rows):
         raise
 
 
-def write_split_csvs(data_folder, split_folders, columns, csv_paths, sample_rate, corpus, layout):
+def write_split_csvs(
+    data_folder, split_folders, columns, csv_paths, sample_rate, corpus, layout
+):
     """Checks a corpus' layout, then writes the CSV of each split unless complete.
 
     Shared by the LibriMix and WHAM!/WHAMR! preparations. All splits are
@@ -306,7 +326,11 @@ def write_split_csvs(data_folder, split_folders, columns, csv_paths, sample_rate
     subfolders = list(dict.fromkeys(columns.values()))
     check_folders(
         data_folder,
-        [folder / sub for folder in split_folders.values() for sub in subfolders],
+        [
+            folder / sub
+            for folder in split_folders.values()
+            for sub in subfolders
+        ],
         corpus,
         layout,
     )
@@ -320,7 +344,14 @@ def write_split_csvs(data_folder, split_folders, columns, csv_paths, sample_rate
         folder = split_folders[split]
         # duration left empty until the file is known to need (re)writing
         rows = [
-            [mixture_id, "", *(str(folder / sub / f"{mixture_id}.wav") for sub in columns.values())]
+            [
+                mixture_id,
+                "",
+                *(
+                    str(folder / sub / f"{mixture_id}.wav")
+                    for sub in columns.values()
+                ),
+            ]
             for mixture_id in ids
         ]
         if _is_complete(csv_path, header, rows):
@@ -392,11 +423,11 @@ def prepare_librimix(
     >>> os.path.basename(paths["dev"])
     'libri2mix_dev.csv'
     """
-    _check_choice("n_spks", n_spks, (2, 3))
-    _check_choice("sample_rate", sample_rate, (8000, 16000))
-    _check_choice("mode", mode, ("min", "max"))
-    _check_choice("condition", condition, ("noisy", "clean"))
-    splits = _check_splits(splits, LIBRIMIX_SPLITS)
+    check_choice("n_spks", n_spks, (2, 3))
+    check_choice("sample_rate", sample_rate, (8000, 16000))
+    check_choice("mode", mode, ("min", "max"))
+    check_choice("condition", condition, ("noisy", "clean"))
+    splits = check_splits(splits, LIBRIMIX_SPLITS)
     save_folder = Path(os.path.abspath(save_folder))
     csv_paths = {
         split: save_folder / f"libri{n_spks}mix_{split}.csv" for split in splits
@@ -455,43 +486,76 @@ def check_prepared_audio(csv_paths, sample_rate):
     >>> check_prepared_audio({}, 8000)
     0
     """
-    return sum(check_csv_audio(path, sample_rate=sample_rate) for path in csv_paths.values())
+    return sum(
+        check_csv_audio(path, sample_rate=sample_rate)
+        for path in csv_paths.values()
+    )
 
 
-def main(argv=None):
-    """Command-line entry point; see the module docstring."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data_folder", help="LibriMix root or its Libri<S>Mix folder")
+def add_common_arguments(parser, default_splits, split_choices):
+    """Adds the arguments every preparation's command line takes.
+
+    Example
+    -------
+    >>> parser = argparse.ArgumentParser()
+    >>> add_common_arguments(parser, ["dev"], LIBRIMIX_SPLITS)
+    >>> parser.parse_args(["data", "csv", "--mode", "max"]).mode
+    'max'
+    """
+    parser.add_argument("data_folder", help="the corpus folder")
     parser.add_argument("save_folder", help="where the CSVs are written")
-    parser.add_argument("--n-spks", type=int, default=2, choices=(2, 3))
-    parser.add_argument("--sample-rate", type=int, default=8000, choices=(8000, 16000))
-    parser.add_argument("--mode", default="min", choices=("min", "max"))
-    parser.add_argument("--condition", default="noisy", choices=("noisy", "clean"))
     parser.add_argument(
-        "--splits", nargs="+", default=["train-360", "dev", "test"], choices=LIBRIMIX_SPLITS
+        "--sample-rate", type=int, default=8000, choices=(8000, 16000)
+    )
+    parser.add_argument("--mode", default="min", choices=("min", "max"))
+    parser.add_argument(
+        "--splits",
+        nargs="+",
+        default=list(default_splits),
+        choices=split_choices,
     )
     parser.add_argument(
         "--check-audio",
         action="store_true",
         help="then check the header of every listed file (rate, channels, truncation)",
     )
-    args = parser.parse_args(argv)
+
+
+def run_preparation(parser, prepare, args, **settings):
+    """Runs a preparation from parsed arguments; a DataError exits with 1."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        csv_paths = prepare_librimix(
+        csv_paths = prepare(
             args.data_folder,
             args.save_folder,
-            n_spks=args.n_spks,
             sample_rate=args.sample_rate,
             mode=args.mode,
-            condition=args.condition,
             splits=args.splits,
+            **settings,
         )
         if args.check_audio:
             n_files = check_prepared_audio(csv_paths, args.sample_rate)
             logger.info("%d audio files checked", n_files)
     except DataError as err:
         parser.exit(1, f"error: {err}\n")
+
+
+def main(argv=None):
+    """Command-line entry point; see the module docstring."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_arguments(parser, ["train-360", "dev", "test"], LIBRIMIX_SPLITS)
+    parser.add_argument("--n-spks", type=int, default=2, choices=(2, 3))
+    parser.add_argument(
+        "--condition", default="noisy", choices=("noisy", "clean")
+    )
+    args = parser.parse_args(argv)
+    run_preparation(
+        parser,
+        prepare_librimix,
+        args,
+        n_spks=args.n_spks,
+        condition=args.condition,
+    )
 
 
 if __name__ == "__main__":

@@ -26,20 +26,17 @@ Command line::
 """
 
 import argparse
-import logging
 import os
 from pathlib import Path
 
-from gmsep.data_checks import DataError
 from recipes.prepare_librimix import (
-    check_prepared_audio,
+    add_common_arguments,
+    check_choice,
+    check_splits,
     layout_tree,
+    run_preparation,
     write_split_csvs,
-    _check_choice,
-    _check_splits,
 )
-
-logger = logging.getLogger(__name__)
 
 WHAM_SPLITS = ("tr", "cv", "tt")
 # CSV column -> subfolder, per version
@@ -109,12 +106,14 @@ def prepare_wham(
     >>> os.path.basename(paths["tt"])
     'whamr_tt.csv'
     """
-    _check_choice("version", version, tuple(WHAM_COLUMNS))
-    _check_choice("sample_rate", sample_rate, (8000, 16000))
-    _check_choice("mode", mode, ("min", "max"))
-    splits = _check_splits(splits, WHAM_SPLITS)
+    check_choice("version", version, tuple(WHAM_COLUMNS))
+    check_choice("sample_rate", sample_rate, (8000, 16000))
+    check_choice("mode", mode, ("min", "max"))
+    splits = check_splits(splits, WHAM_SPLITS)
     save_folder = Path(os.path.abspath(save_folder))
-    csv_paths = {split: save_folder / f"{version}_{split}.csv" for split in splits}
+    csv_paths = {
+        split: save_folder / f"{version}_{split}.csv" for split in splits
+    }
     if not skip_prep:
         data_folder = Path(os.path.abspath(data_folder))
         rate_folder = f"wav{sample_rate // 1000}k"
@@ -130,7 +129,10 @@ def prepare_wham(
         )
         write_split_csvs(
             data_folder,
-            {split: data_folder / rate_folder / mode / split for split in splits},
+            {
+                split: data_folder / rate_folder / mode / split
+                for split in splits
+            },
             columns,
             csv_paths,
             sample_rate,
@@ -143,33 +145,12 @@ def prepare_wham(
 def main(argv=None):
     """Command-line entry point; see the module docstring."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data_folder", help="the corpus folder holding wav8k/")
-    parser.add_argument("save_folder", help="where the CSVs are written")
-    parser.add_argument("--version", default="wham", choices=tuple(WHAM_COLUMNS))
-    parser.add_argument("--sample-rate", type=int, default=8000, choices=(8000, 16000))
-    parser.add_argument("--mode", default="min", choices=("min", "max"))
-    parser.add_argument("--splits", nargs="+", default=list(WHAM_SPLITS), choices=WHAM_SPLITS)
+    add_common_arguments(parser, WHAM_SPLITS, WHAM_SPLITS)
     parser.add_argument(
-        "--check-audio",
-        action="store_true",
-        help="then check the header of every listed file (rate, channels, truncation)",
+        "--version", default="wham", choices=tuple(WHAM_COLUMNS)
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        csv_paths = prepare_wham(
-            args.data_folder,
-            args.save_folder,
-            version=args.version,
-            sample_rate=args.sample_rate,
-            mode=args.mode,
-            splits=args.splits,
-        )
-        if args.check_audio:
-            n_files = check_prepared_audio(csv_paths, args.sample_rate)
-            logger.info("%d audio files checked", n_files)
-    except DataError as err:
-        parser.exit(1, f"error: {err}\n")
+    run_preparation(parser, prepare_wham, args, version=args.version)
 
 
 if __name__ == "__main__":

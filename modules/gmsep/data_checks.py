@@ -134,11 +134,15 @@ def check_audio_file(path, sample_rate=None):
                     f"of audio but the file holds {stored} "
                     "(incomplete copy or download?)"
                 )
-    _check_format(path, info.samplerate, info.channels, info.frames, sample_rate)
+    _check_format(
+        path, info.samplerate, info.channels, info.frames, sample_rate
+    )
     return info
 
 
-def check_csv_audio(csv_path, audio_columns=None, sample_rate=None, max_report=5):
+def check_csv_audio(
+    csv_path, audio_columns=None, sample_rate=None, max_report=5
+):
     """Checks a prepared CSV and the header of every audio file it lists.
 
     Run before training: it finds in seconds what would otherwise crash a
@@ -187,9 +191,13 @@ def check_csv_audio(csv_path, audio_columns=None, sample_rate=None, max_report=5
         if audio_columns is None:
             audio_columns = [name for name in columns if name.endswith("_wav")]
             if not audio_columns:
-                raise DataError(f"{csv_path}: no audio (*_wav) column in {columns}")
+                raise DataError(
+                    f"{csv_path}: no audio (*_wav) column in {columns}"
+                )
         missing_columns = [
-            name for name in ("ID", "duration", *audio_columns) if name not in columns
+            name
+            for name in ("ID", "duration", *audio_columns)
+            if name not in columns
         ]
         if missing_columns:
             raise DataError(
@@ -272,7 +280,11 @@ def read_mono(path, sample_rate, start=0, stop=None):
     try:
         with sf.SoundFile(path) as audio:
             _check_format(
-                path, audio.samplerate, audio.channels, audio.frames, sample_rate
+                path,
+                audio.samplerate,
+                audio.channels,
+                audio.frames,
+                sample_rate,
             )
             stop = audio.frames if stop is None else stop
             if not 0 <= start < stop <= audio.frames:

@@ -68,11 +68,15 @@ class PITNegSISNR(nn.Module):
         per_item = self.per_item(output.est_sources, sources)  # B
         if self.threshold is None:
             return per_item.mean()
-        # Multiplying by the mask (instead of indexing) keeps a NaN visible and
-        # avoids a host sync.
-        keep = per_item > -self.threshold
-        kept_mean = (per_item * keep).sum() / keep.sum().clamp_min(1)
-        return torch.where(keep.any(), kept_mean, per_item.new_tensor(-self.threshold))
+        # A NaN item is kept (not "above the threshold") so that it shows.
+        keep = ~(per_item <= -self.threshold)
+        kept_mean = torch.where(
+            keep, per_item, 0.0
+        ).sum() / keep.sum().clamp_min(1)
+        # No host sync: with every item dropped, -threshold and no gradient.
+        return torch.where(
+            keep.any(), kept_mean, per_item.new_tensor(-self.threshold)
+        )
 
     def per_item(self, est_sources, sources):
         """Negative SI-SNR of each item under its best speaker permutation.

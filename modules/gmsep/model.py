@@ -193,7 +193,9 @@ class UnifiedSeparator(torch.nn.Module):
                 f"its masknet returns {num_spks} masks"
             )
         sep_feats = (enhanced.unsqueeze(0) * masks).flatten(0, 1)  # S*B, N, L
-        est_sources = self._decode(sep_feats).view(num_spks, batch, -1)  # S, B, T'
+        est_sources = self._decode(sep_feats).view(
+            num_spks, batch, -1
+        )  # S, B, T'
         return self._fit_length(est_sources.permute(1, 2, 0), length)  # B, T, S
 
     def _decode(self, feats):
