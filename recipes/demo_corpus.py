@@ -506,11 +506,12 @@ def synthesize_noise(n_samples, sample_rate, babble_pool, rng):
     def unit(x):
         return x / (np.sqrt(np.mean(x**2)) + 1e-12)
 
-    # Coloured noise: power falls as f^-tilt (white to brown), slowly modulated.
+    # Coloured noise: power falls as f^-tilt (near pink to brown), slowly
+    # modulated.
     n_fft = next_fast_len(n_samples)
     spectrum = np.fft.rfft(rng.standard_normal(n_fft))
     frequencies = np.maximum(np.fft.rfftfreq(n_fft, 1 / sample_rate), 50.0)
-    spectrum *= frequencies ** (-rng.uniform(0.0, 2.0) / 2)
+    spectrum *= frequencies ** (-rng.uniform(0.8, 2.0) / 2)
     coloured = unit(np.fft.irfft(spectrum, n_fft)[:n_samples])
     coloured *= 1 + rng.uniform(0, 0.5) * np.sin(
         2 * np.pi * rng.uniform(0.1, 0.5) * times

@@ -357,6 +357,8 @@ def write_split_csvs(
         if _is_complete(csv_path, header, rows):
             logger.info("%s is complete, skipping its preparation", csv_path)
             continue
+        if csv_path.exists():
+            logger.warning("%s lists other files: rewriting it", csv_path)
         for row in rows:
             row[1] = str(check_audio_file(row[2], sample_rate).duration)
         csv_path.parent.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,13 @@ class NoiseRobustSeparationBrain(sb.Brain):
     and ``save_folder`` (for ``test_results.csv``).
     """
 
+    def make_dataloader(self, dataset, stage, *args, **loader_kwargs):
+        """Makes SpeechBrain's loader; remembers a training set that changes
+        with the epoch (dynamic mixing) to advance it in ``on_stage_start``."""
+        if stage == sb.Stage.TRAIN and hasattr(dataset, "set_epoch"):
+            self.epoch_dependent_train_set = dataset
+        return super().make_dataloader(dataset, stage, *args, **loader_kwargs)
+
     def on_fit_start(self):
         """Resets the counters of skipped batches, then recovers."""
         self.skipped_batches = {"nonfinite": 0, "loss_upper_lim": 0}
@@ -84,13 +91,15 @@ class NoiseRobustSeparationBrain(sb.Brain):
         output = self.modules.separator(mix, clean_mix)
         return output, sources, mix
 
-    def compute_task_losses(self, predictions):
+    def compute_task_losses(self, predictions, stage=sb.Stage.TRAIN):
         """The weighted main (SS) and auxiliary (SE) losses.
 
         Arguments
         ---------
         predictions : tuple
             What ``compute_forward`` returned.
+        stage : sb.Stage
+            Outside training only the main objective is computed.
 
         Returns
         -------
@@ -100,18 +109,17 @@ class NoiseRobustSeparationBrain(sb.Brain):
             Scalar, None without auxiliary objectives.
         """
         output, sources, _ = predictions
-        main_loss, aux_loss, _ = weighted_objectives(
-            self.hparams.objectives, output, sources
-        )
+        objectives = self.hparams.objectives
+        if stage != sb.Stage.TRAIN:
+            objectives = [o for o in objectives if not o.auxiliary]
+        main_loss, aux_loss, _ = weighted_objectives(objectives, output, sources)
         return main_loss, aux_loss
 
     def compute_objectives(self, predictions, batch, stage):
         """The loss of a stage: the SS loss in validation and test (model
         selection uses SS only), the total weighted loss in training."""
-        main_loss, aux_loss = self.compute_task_losses(predictions)
-        if stage == sb.Stage.TRAIN and aux_loss is not None:
-            return main_loss + aux_loss
-        return main_loss
+        main_loss, aux_loss = self.compute_task_losses(predictions, stage)
+        return main_loss if aux_loss is None else main_loss + aux_loss
 
     def fit_batch(self, batch):
         """One optimisation step with gradient modulation.
@@ -197,6 +205,9 @@ class NoiseRobustSeparationBrain(sb.Brain):
         """Resets the GM statistics (train) or the test metrics (test)."""
         if stage == sb.Stage.TRAIN:
             self.hparams.gradient_modulation.reset_stats()
+            train_set = getattr(self, "epoch_dependent_train_set", None)
+            if train_set is not None:
+                train_set.set_epoch(epoch)
         if stage == sb.Stage.TEST:
             self.test_metrics = []
 
