@@ -635,6 +635,45 @@ def _plan_split(
     return plan
 
 
+def _write_mixture(out_folder, split, mixture, babble_pool, parameters):
+    """Synthesizes one planned mixture and writes it at every rate and mode."""
+    mixture_id, speakers, durations, mixture_seed = mixture
+    rng = np.random.default_rng(mixture_seed)
+    highest_rate = parameters["sample_rates"][-1]
+    sources = [
+        synthesize_utterance(speaker, duration, highest_rate, rng)
+        for speaker, duration in zip(speakers, durations, strict=True)
+    ]
+    noise = synthesize_noise(
+        max(len(s) for s in sources), highest_rate, babble_pool, rng
+    )
+    spread = SOURCE_LEVEL_SPREAD_DB / 2
+    levels_db = SOURCE_LEVEL_DBFS + rng.uniform(-spread, spread, len(speakers))
+    noise_to_speech_db = rng.uniform(*NOISE_TO_SPEECH_DB)
+    for rate in parameters["sample_rates"]:
+        factor = math.gcd(rate, highest_rate)
+        resampled = [
+            resample_poly(x, rate // factor, highest_rate // factor)
+            for x in sources + [noise]
+        ]
+        # Levels are set per rate: resampling removes some high bands.
+        signals, n_min = _mix(
+            resampled[:-1], resampled[-1], levels_db, noise_to_speech_db
+        )
+        for mode in parameters["modes"]:
+            length = n_min if mode == "min" else len(signals["mix_clean"])
+            corpus = _corpus_folder(out_folder, len(speakers), rate, mode)
+            for name, signal in signals.items():
+                folder = os.path.join(corpus, split, name)
+                os.makedirs(folder, exist_ok=True)
+                sf.write(
+                    os.path.join(folder, f"{mixture_id}.wav"),
+                    signal[:length],
+                    rate,
+                    subtype="PCM_16",
+                )
+
+
 def _corpus_folder(out_folder, n_speakers, sample_rate, mode):
     return os.path.join(
         out_folder, f"Libri{n_speakers}Mix", f"wav{sample_rate // 1000}k", mode
@@ -759,7 +798,8 @@ def generate_demo_corpus(
     -------
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as out:
-    ...     kwargs = dict(n_mixtures={"train-360": 1, "dev": 1, "test": 1}, min_duration=0.4, max_duration=0.5)
+    ...     counts = {"train-360": 1, "dev": 1, "test": 1}
+    ...     kwargs = dict(n_mixtures=counts, min_duration=0.4, max_duration=0.5)
     ...     first = generate_demo_corpus(out, **kwargs)
     ...     second = generate_demo_corpus(out, **kwargs)
     >>> first["skipped"], second["skipped"]
@@ -844,12 +884,14 @@ def generate_demo_corpus(
         return summary
     if previous is not None:
         logger.info(
-            "Demo corpus in %s was made with other settings or is incomplete: regenerating; files it holds outside the requested corpus are kept.",
+            "Demo corpus in %s was made with other settings or is incomplete: "
+            "regenerating; files outside the requested corpus are kept.",
             out_folder,
         )
     elif os.path.isdir(out_folder) and os.listdir(out_folder):
         logger.info(
-            "%s is not empty and has no complete demo corpus: writing the corpus into it, overwriting only files of its own layout.",
+            "%s is not empty and holds no demo corpus: writing into it, "
+            "overwriting only files of the corpus layout.",
             out_folder,
         )
     for folder, ids in targets:
@@ -859,7 +901,8 @@ def generate_demo_corpus(
             }
             if strays:
                 logger.warning(
-                    "%s holds %d files this corpus does not contain; they are kept and a LibriMix preparation of this folder will read them too.",
+                    "%s holds %d files this corpus does not contain; they are kept, "
+                    "and a LibriMix preparation will read them too.",
                     folder,
                     len(strays),
                 )
@@ -879,54 +922,10 @@ def generate_demo_corpus(
             for i in range(BABBLE_POOL_SIZE)
         ]
         for n_spk in parameters["n_speakers"]:
-            for mixture_id, chosen, durations, mixture_seed in plans[
-                (n_spk, split)
-            ]:
-                rng = np.random.default_rng(mixture_seed)
-                sources = [
-                    synthesize_utterance(speaker, duration, highest_rate, rng)
-                    for speaker, duration in zip(chosen, durations, strict=True)
-                ]
-                noise = synthesize_noise(
-                    max(len(s) for s in sources), highest_rate, babble_pool, rng
+            for mixture in plans[(n_spk, split)]:
+                _write_mixture(
+                    out_folder, split, mixture, babble_pool, parameters
                 )
-                levels_db = SOURCE_LEVEL_DBFS + rng.uniform(
-                    -SOURCE_LEVEL_SPREAD_DB / 2,
-                    SOURCE_LEVEL_SPREAD_DB / 2,
-                    size=n_spk,
-                )
-                noise_to_speech_db = rng.uniform(*NOISE_TO_SPEECH_DB)
-                for rate in parameters["sample_rates"]:
-                    factor = math.gcd(rate, highest_rate)
-                    resampled = [
-                        resample_poly(x, rate // factor, highest_rate // factor)
-                        for x in sources + [noise]
-                    ]
-                    signals, n_min = _mix(
-                        resampled[:-1],
-                        resampled[-1],
-                        levels_db,
-                        noise_to_speech_db,
-                    )
-                    for mode in parameters["modes"]:
-                        length = (
-                            n_min
-                            if mode == "min"
-                            else len(signals["mix_clean"])
-                        )
-                        for name, signal in signals.items():
-                            folder = os.path.join(
-                                _corpus_folder(out_folder, n_spk, rate, mode),
-                                split,
-                                name,
-                            )
-                            os.makedirs(folder, exist_ok=True)
-                            sf.write(
-                                os.path.join(folder, f"{mixture_id}.wav"),
-                                signal[:length],
-                                rate,
-                                subtype="PCM_16",
-                            )
 
     seconds = time.perf_counter() - start_time
     manifest = {
@@ -949,7 +948,8 @@ def generate_demo_corpus(
 def main(argv=None):
     """Command line: ``python -m recipes.demo_corpus --out DIR [options]``."""
     parser = argparse.ArgumentParser(
-        description="Generate a synthetic noisy speech-mixture corpus in the LibriMix layout."
+        description="Generate a synthetic noisy speech-mixture corpus in the "
+        "LibriMix layout."
     )
     parser.add_argument("--out", required=True, help="output root folder")
     parser.add_argument(

@@ -1,0 +1,503 @@
+"""Ready-to-use noise-robust separation from a pretrained folder.
+
+:class:`NoiseRobustSeparation` is a SpeechBrain ``Pretrained`` interface for
+the folders written by :func:`gmsep.export.export_pretrained`. It separates
+tensors (``separate_batch``) and audio files of any sample rate and length
+(``separate_file``: resampling, downmixing, chunking of long recordings), and
+returns the denoised mixture of the SE branch (``enhance_batch``,
+``enhance_file``).
+
+Only local folders are loaded, always: the project runs offline, and a name
+that is not a folder is almost always a typo, which SpeechBrain would
+otherwise take for a Hugging Face model and retry for many seconds. Weights
+are read straight from the folder (no links or copies in a cache folder), so
+stale files of an earlier load can never be used.
+
+Authors
+ * gmsep contributors 2026
+"""
+
+import logging
+import os
+from pathlib import Path
+
+import ruamel.yaml
+import soundfile as sf
+import torch
+import torch.nn.functional as F
+import torchaudio
+from ruamel.yaml.comments import TaggedScalar
+from speechbrain.inference.interfaces import Pretrained
+from speechbrain.utils.fetching import FetchConfig, LocalStrategy
+
+from gmsep.chunking import (
+    DEFAULT_CHUNK_SECONDS,
+    DEFAULT_OVERLAP_SECONDS,
+    separate_in_chunks,
+)
+from gmsep.data_checks import DataError
+
+logger = logging.getLogger(__name__)
+
+
+class PretrainedFolderError(ValueError):
+    """A pretrained-model folder is missing, incomplete or not local."""
+
+
+def strict_parameter_transfer(module, path):
+    """Loads a state_dict into module, refusing missing or unexpected keys.
+
+    SpeechBrain's default transfer only warns on a mismatch, which would
+    leave randomly initialised layers in a model that seems to load fine.
+
+    Arguments
+    ---------
+    module : torch.nn.Module
+        The module to fill.
+    path : str or os.PathLike
+        Its ``.ckpt`` file (a saved state_dict).
+
+    Example
+    -------
+    >>> path = getfixture("tmp_path") / "lin.ckpt"
+    >>> torch.save(torch.nn.Linear(2, 2).state_dict(), path)
+    >>> strict_parameter_transfer(torch.nn.Linear(2, 3), path)
+    Traceback (most recent call last):
+    ...
+    gmsep.inference.PretrainedFolderError: ...lin.ckpt: does not fit its module...
+    """
+    state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        module.load_state_dict(state_dict)
+    except RuntimeError as err:
+        raise PretrainedFolderError(
+            f"{path}: does not fit its module in hyperparams.yaml "
+            f"({str(err).splitlines()[0]} ...)"
+        ) from err
+
+
+def check_pretrained_folder(source, hparams_file="hyperparams.yaml"):
+    """Checks that a pretrained folder is local and holds every file it names.
+
+    Arguments
+    ---------
+    source : str or os.PathLike
+        The folder.
+    hparams_file : str
+        Its configuration file.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder, absolute.
+
+    Raises
+    ------
+    PretrainedFolderError
+        When source is not an existing folder (only local folders are
+        supported), or hyperparams.yaml or a ``.ckpt`` file its pretrainer
+        names is missing.
+
+    Example
+    -------
+    >>> check_pretrained_folder("speechbrain/sepformer-wham")
+    Traceback (most recent call last):
+    ...
+    gmsep.inference.PretrainedFolderError: speechbrain/sepformer-wham: no such folder...
+    """
+    folder = Path(source).absolute()
+    if not folder.is_dir():
+        raise PretrainedFolderError(
+            f"{source}: no such folder (only local pretrained folders are "
+            "supported, no downloads; export one with `python -m gmsep export`)"
+        )
+    hparams_path = folder / hparams_file
+    if not hparams_path.is_file():
+        raise PretrainedFolderError(f"{hparams_path}: file not found")
+    try:
+        tree = ruamel.yaml.YAML().load(hparams_path.read_text(encoding="utf-8"))
+    except ruamel.yaml.YAMLError as err:
+        raise PretrainedFolderError(f"{hparams_path}: invalid YAML ({err})") from err
+    pretrainer = tree.get("pretrainer") if isinstance(tree, dict) else None
+    if not isinstance(pretrainer, dict) or not pretrainer.get("loadables"):
+        raise PretrainedFolderError(
+            f"{hparams_path}: no `pretrainer:` with `loadables` (is this a "
+            "folder written by `python -m gmsep export`?)"
+        )
+    paths = pretrainer.get("paths") or {}
+    for name in pretrainer["loadables"]:
+        path = paths.get(name, f"{name}.ckpt")
+        if isinstance(path, TaggedScalar):
+            path = path.value
+        ckpt = folder / str(path).rsplit("/", maxsplit=1)[-1]
+        if not ckpt.is_file():
+            raise PretrainedFolderError(
+                f"{ckpt}: file not found (the weights of `{name}` named in "
+                f"{hparams_file})"
+            )
+    return folder
+
+
+def read_audio(path):
+    """Reads an audio file as a mono float32 signal.
+
+    Multi-channel files are averaged to mono, with a warning.
+
+    Arguments
+    ---------
+    path : str or os.PathLike
+        Any format soundfile reads.
+
+    Returns
+    -------
+    signal : torch.Tensor
+        Shape [T].
+    sample_rate : int
+
+    Raises
+    ------
+    DataError
+        Naming the file when it is missing, unreadable, corrupt or empty.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> path = getfixture("tmp_path") / "stereo.wav"
+    >>> sf.write(path, np.ones((80, 2)) * 0.5, 16000)
+    >>> signal, rate = read_audio(path)
+    >>> signal.shape, rate
+    (torch.Size([80]), 16000)
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: file not found")
+    try:
+        samples, sample_rate = sf.read(path, dtype="float32", always_2d=True)
+    except (RuntimeError, sf.LibsndfileError) as err:
+        reason = getattr(err, "error_string", str(err))
+        raise DataError(f"{path}: unreadable or corrupt audio file ({reason})") from err
+    if samples.shape[0] == 0:
+        raise DataError(f"{path}: empty audio file (0 frames)")
+    signal = torch.from_numpy(samples)  # T, C
+    if signal.shape[1] > 1:
+        logger.warning(
+            "%s: %d channels, averaged to mono", path, signal.shape[1]
+        )
+    return signal.mean(dim=1), int(sample_rate)
+
+
+def write_audio(path, signal, sample_rate):
+    """Writes a mono float signal [T] as a 16-bit WAV file."""
+    sf.write(os.fspath(path), signal.detach().cpu().numpy(), sample_rate, "PCM_16")
+
+
+class NoiseRobustSeparation(Pretrained):
+    """Separates (and denoises) noisy mixtures with a pretrained gmsep model.
+
+    Load it from a folder written by ``python -m gmsep export``::
+
+        model = NoiseRobustSeparation.from_hparams(source="pretrained/demo")
+
+    The folder must hold ``hyperparams.yaml`` (``sample_rate``, ``num_spks``,
+    the ``separator``, ``modules`` and a ``pretrainer``) and one ``.ckpt``
+    per module; ``enhancer`` is absent for baseline separators.
+
+    Example
+    -------
+    >>> model = NoiseRobustSeparation.from_hparams(source="not/a/folder")
+    Traceback (most recent call last):
+    ...
+    gmsep.inference.PretrainedFolderError: not/a/folder: no such folder...
+    """
+
+    MODULES_NEEDED = ["encoder", "masknet", "decoder"]
+    HPARAMS_NEEDED = ["sample_rate", "num_spks", "separator"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        missing = [name for name in self.MODULES_NEEDED if name not in self.mods]
+        if missing:
+            raise PretrainedFolderError(
+                f"hyperparams.yaml: `modules:` lacks {', '.join(missing)}"
+            )
+        self.separator = self.hparams.separator.to(self.device).eval()
+
+    @classmethod
+    def from_hparams(
+        cls, source, hparams_file="hyperparams.yaml", overrides=None, **kwargs
+    ):
+        """Loads a pretrained folder, offline, reading the weights in place.
+
+        Arguments
+        ---------
+        source : str or os.PathLike
+            A local folder written by :func:`gmsep.export.export_pretrained`.
+        hparams_file : str
+            The configuration file in it.
+        overrides : dict, optional
+            Changes to the configuration (e.g. ``{"sample_rate": 8000}``).
+        **kwargs : dict
+            Passed to SpeechBrain's loader, e.g. ``savedir`` (kept for
+            compatibility: nothing is copied there) or ``run_opts``.
+
+        Returns
+        -------
+        NoiseRobustSeparation
+        """
+        folder = check_pretrained_folder(source, hparams_file)
+        overrides = {"pretrained_path": str(folder), **(overrides or {})}
+        # NO_LINK reads every file from the folder itself; overwrite skips
+        # SpeechBrain's reuse of whatever a savedir already holds.
+        kwargs["local_strategy"] = LocalStrategy.NO_LINK
+        kwargs["fetch_config"] = FetchConfig(overwrite=True, allow_network=False)
+        return super().from_hparams(
+            source=str(folder),
+            hparams_file=hparams_file,
+            overrides=overrides,
+            **kwargs,
+        )
+
+    @property
+    def sample_rate(self):
+        """The sample rate (Hz) the model works at."""
+        return self.hparams.sample_rate
+
+    @property
+    def num_spks(self):
+        """The number of speakers S."""
+        return self.hparams.num_spks
+
+    @property
+    def has_enhancer(self):
+        """Whether the model has an SE branch (the EnhanceNet)."""
+        return self.separator.enhancer is not None
+
+    def _min_length(self):
+        """The shortest input the encoder accepts: its kernel size."""
+        encoder_conv = getattr(self.separator.encoder, "conv1d", None)
+        return encoder_conv.kernel_size[0] if encoder_conv is not None else 1
+
+    def _run(self, forward, mix):
+        """Runs forward on mix [B, T], zero-padding inputs too short for the
+        encoder, and crops the result back to T samples."""
+        if mix.dim() != 2:
+            raise ValueError(
+                f"expected a batch of mixtures of shape (B, T), got "
+                f"{tuple(mix.shape)} (use mix.unsqueeze(0) for one signal)"
+            )
+        length = mix.shape[-1]
+        mix = mix.to(self.device, torch.float32)
+        missing = self._min_length() - length
+        if missing > 0:
+            mix = F.pad(mix, (0, missing))
+        with torch.no_grad(), self.inference_ctx:
+            return forward(mix)[:, :length]
+
+    def separate_batch(self, mix):
+        """Separates a batch of mixtures.
+
+        Arguments
+        ---------
+        mix : torch.Tensor
+            Noisy mixtures at ``sample_rate``, shape B, T.
+
+        Returns
+        -------
+        torch.Tensor
+            The separated sources, shape B, T, S.
+        """
+        return self._run(self.separator.separate, mix)
+
+    def enhance_batch(self, mix):
+        """Denoises a batch of mixtures with the SE branch (both speakers kept).
+
+        Arguments
+        ---------
+        mix : torch.Tensor
+            Noisy mixtures at ``sample_rate``, shape B, T.
+
+        Returns
+        -------
+        torch.Tensor
+            The enhanced mixtures Decoder(E), shape B, T.
+        """
+        if not self.has_enhancer:
+            raise ValueError(
+                "this model has no enhancer (a baseline separator without SE "
+                "branch): it cannot return an enhanced mixture"
+            )
+        return self._run(self.separator.enhance, mix)
+
+    def load_mixture(self, path):
+        """Reads a mixture file, downmixed to mono and resampled to the model.
+
+        Arguments
+        ---------
+        path : str or os.PathLike
+            Any format soundfile reads, at any sample rate.
+
+        Returns
+        -------
+        mix : torch.Tensor
+            Shape 1, T at ``sample_rate``, on the CPU.
+        file_rate : int
+            The file's sample rate.
+        """
+        signal, file_rate = read_audio(path)
+        if file_rate != self.sample_rate:
+            signal = torchaudio.functional.resample(
+                signal, file_rate, self.sample_rate
+            )
+        return signal.unsqueeze(0), file_rate
+
+    def separate_file(
+        self,
+        path,
+        savedir=None,
+        chunk_seconds=None,
+        overlap_seconds=None,
+        resample_back=False,
+        progress=None,
+    ):
+        """Separates an audio file of any length and sample rate.
+
+        Recordings longer than ``chunk_seconds`` are separated chunk by chunk
+        (:mod:`gmsep.chunking`); shorter ones in one pass, exactly as
+        ``separate_batch``.
+
+        Arguments
+        ---------
+        path : str or os.PathLike
+            The noisy mixture (multi-channel files are averaged to mono).
+        savedir : str or os.PathLike, optional
+            If given, also writes ``<stem>_s1.wav`` ... there (16-bit WAV at
+            the returned signals' sample rate).
+        chunk_seconds : float, optional
+            Chunk length; default ``gmsep.chunking.DEFAULT_CHUNK_SECONDS``.
+        overlap_seconds : float, optional
+            Overlap of consecutive chunks; default
+            ``gmsep.chunking.DEFAULT_OVERLAP_SECONDS``.
+        resample_back : bool
+            Return (and write) the sources at the file's sample rate instead
+            of the model's.
+        progress : callable, optional
+            Called with 1 after each chunk (e.g. a tqdm bar's ``update``).
+
+        Returns
+        -------
+        torch.Tensor
+            The separated sources, shape 1, T, S, on the CPU.
+        """
+        return self._process_file(
+            self.separate_batch,
+            path,
+            savedir,
+            [f"_s{i + 1}" for i in range(self.num_spks)],
+            chunk_seconds,
+            overlap_seconds,
+            resample_back,
+            progress,
+        )
+
+    def enhance_file(
+        self,
+        path,
+        savedir=None,
+        chunk_seconds=None,
+        overlap_seconds=None,
+        resample_back=False,
+        progress=None,
+    ):
+        """Denoises an audio file of any length and sample rate (SE branch).
+
+        Arguments are those of :meth:`separate_file`; the file written in
+        ``savedir`` is ``<stem>_enhanced.wav``.
+
+        Returns
+        -------
+        torch.Tensor
+            The enhanced mixture, shape 1, T, on the CPU.
+        """
+        if not self.has_enhancer:
+            raise ValueError(
+                "this model has no enhancer (a baseline separator without SE "
+                "branch): it cannot return an enhanced mixture"
+            )
+        enhanced = self._process_file(
+            lambda mix: self.enhance_batch(mix).unsqueeze(-1),  # B, T, 1
+            path,
+            savedir,
+            ["_enhanced"],
+            chunk_seconds,
+            overlap_seconds,
+            resample_back,
+            progress,
+        )
+        return enhanced[..., 0]
+
+    def _process_file(
+        self,
+        process,
+        path,
+        savedir,
+        suffixes,
+        chunk_seconds,
+        overlap_seconds,
+        resample_back,
+        progress,
+    ):
+        """Reads, chunks, processes, resamples back and writes one file."""
+        mix, file_rate = self.load_mixture(path)  # 1, T
+        chunk_length, overlap_length = self.chunk_lengths(
+            chunk_seconds, overlap_seconds
+        )
+        outputs = separate_in_chunks(
+            lambda chunk: process(chunk).cpu(),
+            mix,
+            chunk_length,
+            overlap_length,
+            progress,
+        )  # 1, T, S
+        rate = self.sample_rate
+        if resample_back and file_rate != rate:
+            outputs = torchaudio.functional.resample(
+                outputs.transpose(1, 2), rate, file_rate
+            ).transpose(1, 2)
+            rate = file_rate
+        if savedir is not None:
+            Path(savedir).mkdir(parents=True, exist_ok=True)
+            stem = Path(path).stem
+            for i, suffix in enumerate(suffixes):
+                write_audio(Path(savedir) / f"{stem}{suffix}.wav", outputs[0, :, i], rate)
+        return outputs
+
+    def chunk_lengths(self, chunk_seconds=None, overlap_seconds=None):
+        """Chunk and overlap lengths in samples at the model's sample rate.
+
+        Arguments
+        ---------
+        chunk_seconds : float, optional
+            Default ``gmsep.chunking.DEFAULT_CHUNK_SECONDS``.
+        overlap_seconds : float, optional
+            Default ``gmsep.chunking.DEFAULT_OVERLAP_SECONDS``.
+
+        Returns
+        -------
+        chunk_length, overlap_length : int
+        """
+        chunk_seconds = DEFAULT_CHUNK_SECONDS if chunk_seconds is None else chunk_seconds
+        if overlap_seconds is None:
+            overlap_seconds = min(DEFAULT_OVERLAP_SECONDS, chunk_seconds / 4)
+        chunk_length = round(chunk_seconds * self.sample_rate)
+        overlap_length = round(overlap_seconds * self.sample_rate)
+        if chunk_length < self._min_length():
+            raise ValueError(
+                f"chunk_seconds={chunk_seconds}: a chunk must hold at least "
+                f"{self._min_length()} samples at {self.sample_rate} Hz"
+            )
+        if not 0 < overlap_length < chunk_length:
+            raise ValueError(
+                f"overlap_seconds={overlap_seconds}: must be positive and shorter "
+                f"than chunk_seconds={chunk_seconds}"
+            )
+        return chunk_length, overlap_length
