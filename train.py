@@ -20,13 +20,16 @@ Authors
 import sys
 
 import speechbrain as sb
-from hyperpyyaml import load_hyperpyyaml
-from speechbrain.utils.distributed import run_on_main
-
 from gmsep.brain import NoiseRobustSeparationBrain
-from gmsep.config_checks import check_config, check_csv_speakers
+from gmsep.config_checks import (
+    check_config,
+    check_csv_speakers,
+    check_hparams_file,
+)
 from gmsep.data_checks import check_csv_audio
 from gmsep.dataio import dataio_prep
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.utils.distributed import run_on_main
 
 
 def check_prepared_data(hparams):
@@ -41,6 +44,7 @@ def check_prepared_data(hparams):
 
 if __name__ == "__main__":
     hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
+    check_hparams_file(hparams_file, overrides)
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
     check_config(hparams, run_opts)

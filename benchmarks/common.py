@@ -23,8 +23,12 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:  # recipes.* is referenced by the hparams
     sys.path.insert(0, REPO_ROOT)
 
-UNIFIED_HPARAMS = os.path.join(REPO_ROOT, "hparams", "sepformer-gm-libri2mix.yaml")
-SEPFORMER_HPARAMS = os.path.join(REPO_ROOT, "hparams", "sepformer-libri2mix.yaml")
+UNIFIED_HPARAMS = os.path.join(
+    REPO_ROOT, "hparams", "sepformer-gm-libri2mix.yaml"
+)
+SEPFORMER_HPARAMS = os.path.join(
+    REPO_ROOT, "hparams", "sepformer-libri2mix.yaml"
+)
 
 # Overrides of both hparams files per configuration; "paper" is the files as
 # they are. "small" and "tiny" keep the EnhanceNet a fraction of the MaskNet.
@@ -54,7 +58,7 @@ CONFIGS = {
 }
 
 
-def load_hparams(hparams_file, config, **overrides):
+def load_hparams(hparams_file, config, output_folder, **overrides):
     """Loads an hparams file with a benchmark configuration.
 
     Loading builds the model but touches no data: the data folder is a dummy
@@ -67,6 +71,9 @@ def load_hparams(hparams_file, config, **overrides):
         One of the project's hparams files.
     config : str
         A key of ``CONFIGS``.
+    output_folder : str
+        Where the hparams' checkpointer may create its (empty) folder: a
+        temporary folder, so that benchmarks leave nothing behind.
     **overrides
         Further hparams overrides.
 
@@ -81,10 +88,13 @@ def load_hparams(hparams_file, config, **overrides):
         )
     keys_of_file = _top_level_keys(hparams_file)
     config_overrides = {
-        key: value for key, value in CONFIGS[config].items() if key in keys_of_file
+        key: value
+        for key, value in CONFIGS[config].items()
+        if key in keys_of_file
     }
     all_overrides = {
         "data_folder": os.devnull,
+        "output_folder": output_folder,
         "use_speedperturb": False,
         **config_overrides,
         **overrides,
@@ -254,7 +264,8 @@ def ratio_summary(times, numerator, denominator, target=None):
         "denominator_s": bottom,
         "ratio": ratio,
         "pair_ratios": [
-            a / b for a, b in zip(times[numerator], times[denominator], strict=True)
+            a / b
+            for a, b in zip(times[numerator], times[denominator], strict=True)
         ],
         "target": target,
         "met": None if target is None else ratio <= target,

@@ -14,10 +14,14 @@ import csv
 import logging
 import os
 
-import torch
 import speechbrain as sb
-from speechbrain.utils.distributed import if_main_process
+import torch
+from speechbrain.utils.distributed import (
+    if_main_process,
+    is_distributed_initialized,
+)
 
+from gmsep.distributed import all_processes_agree, all_reduce_mean
 from gmsep.losses import weighted_objectives
 from gmsep.metrics import METRIC_NAMES, separation_metrics
 
@@ -37,6 +41,13 @@ class NoiseRobustSeparationBrain(sb.Brain):
     ``use_speedperturb`` and ``speed_perturb_remix``, ``loss_upper_lim``,
     ``lr_scheduler``, ``epoch_counter``, ``train_logger``, ``output_folder``
     and ``save_folder`` (for ``test_results.csv``).
+
+    Under DDP (``torchrun``) the training set is sharded across processes by
+    SpeechBrain; each task's gradient is averaged across processes before the
+    modulation, and every decision to skip a batch is taken by all processes
+    together. Validation and test run on the whole set in every process (the
+    models are identical, so are the losses); only the main process writes
+    logs, checkpoints and ``test_results.csv``.
     """
 
     def make_dataloader(self, dataset, stage, *args, **loader_kwargs):
@@ -112,7 +123,9 @@ class NoiseRobustSeparationBrain(sb.Brain):
         objectives = self.hparams.objectives
         if stage != sb.Stage.TRAIN:
             objectives = [o for o in objectives if not o.auxiliary]
-        main_loss, aux_loss, _ = weighted_objectives(objectives, output, sources)
+        main_loss, aux_loss, _ = weighted_objectives(
+            objectives, output, sources
+        )
         return main_loss, aux_loss
 
     def compute_objectives(self, predictions, batch, stage):
@@ -124,8 +137,8 @@ class NoiseRobustSeparationBrain(sb.Brain):
     def fit_batch(self, batch):
         """One optimisation step with gradient modulation.
 
-        Batches with a non-finite loss, or an SS loss above
-        ``loss_upper_lim``, are skipped and counted.
+        Batches with a non-finite loss or gradient, or an SS loss above
+        ``loss_upper_lim``, are skipped (no update) and counted.
         """
         with self.training_ctx:
             predictions = self.compute_forward(batch, sb.Stage.TRAIN)
@@ -140,7 +153,17 @@ class NoiseRobustSeparationBrain(sb.Brain):
             self.scaler.scale(main_loss),
             None if aux_loss is None else self.scaler.scale(aux_loss),
             self.shared_parameters(),
+            # DDP averages the main gradient, not the auxiliary one.
+            aux_grad_reduce=(
+                all_reduce_mean if is_distributed_initialized() else None
+            ),
         )
+        # With fp16 the GradScaler skips non-finite steps and lowers its scale.
+        if not self.scaler.is_enabled() and not self._gradients_are_finite():
+            self._count_nonfinite(batch, "gradient")
+            self.zero_grad(set_to_none=True)
+            return main_loss.detach().cpu()
+        self.nonfinite_streak = []
         self.optimizers_step()
         return main_loss.detach().cpu()
 
@@ -158,24 +181,46 @@ class NoiseRobustSeparationBrain(sb.Brain):
 
     def _batch_is_usable(self, batch, main_loss, total_loss):
         """Counts and reports skipped batches; stops after too many non-finite
-        losses in a row, naming the batches."""
-        if not torch.isfinite(total_loss):
-            self.skipped_batches["nonfinite"] += 1
-            self.nonfinite_streak.append(list(batch.id))
-            logger.warning(f"Non-finite loss on batch {batch.id}: skipped.")
-            if len(self.nonfinite_streak) > self.nonfinite_patience:
-                raise NonFiniteLossError(
-                    f"{len(self.nonfinite_streak)} consecutive batches gave a "
-                    f"non-finite loss (nonfinite_patience="
-                    f"{self.nonfinite_patience}); their IDs: "
-                    f"{self.nonfinite_streak}"
-                )
+        losses in a row, naming the batches. Under DDP a batch is skipped by
+        all processes when it is unusable on any of them."""
+        finite, below_limit = all_processes_agree(
+            torch.stack(
+                [
+                    torch.isfinite(total_loss),
+                    main_loss.detach() <= self.hparams.loss_upper_lim,
+                ]
+            )
+        )
+        if not finite:
+            self._count_nonfinite(batch, "loss")
             return False
-        self.nonfinite_streak = []
-        if main_loss.item() > self.hparams.loss_upper_lim:
+        if not below_limit:
+            self.nonfinite_streak = []
             self.skipped_batches["loss_upper_lim"] += 1
             return False
         return True
+
+    def _gradients_are_finite(self):
+        """Whether every gradient is finite (one host sync). Under DDP the
+        gradients are averages, so all processes find the same."""
+        grads = [
+            p.grad for p in self.modules.parameters() if p.grad is not None
+        ]
+        return bool(torch.nn.utils.get_total_norm(grads).isfinite())
+
+    def _count_nonfinite(self, batch, what):
+        """Counts a batch skipped for a non-finite loss or gradient; raises
+        after more than ``nonfinite_patience`` in a row."""
+        self.skipped_batches["nonfinite"] += 1
+        self.nonfinite_streak.append(list(batch.id))
+        logger.warning(f"Non-finite {what} on batch {batch.id}: skipped.")
+        if len(self.nonfinite_streak) > self.nonfinite_patience:
+            raise NonFiniteLossError(
+                f"{len(self.nonfinite_streak)} consecutive batches gave a "
+                f"non-finite loss or gradient (nonfinite_patience="
+                f"{self.nonfinite_patience}); their IDs: "
+                f"{self.nonfinite_streak}"
+            )
 
     @torch.no_grad()
     def evaluate_batch(self, batch, stage):

@@ -108,8 +108,8 @@ def cross_fade(length, fade_in, fade_out):
     Example
     -------
     >>> w = cross_fade(6, 2, 2)
-    >>> w[:2] + w[-2:]
-    tensor([1., 1.])
+    >>> torch.allclose(w[:2] + w[-2:], torch.ones(2))
+    True
     """
     weights = torch.ones(length)
     if fade_in:
@@ -124,19 +124,21 @@ def _ramp(n):
     return torch.sin(0.5 * math.pi * (torch.arange(n) + 0.5) / n) ** 2
 
 
-def align_speakers(est_sources, reference):
+def align_speakers(est_sources, reference, compared=None):
     """Permutes the speakers of est_sources to best match reference.
 
     The permutation maximises the summed cosine similarity of matched
-    speakers, for each batch item separately (all S! orders are tried: S is
-    2 or 3).
+    speakers over the first ``compared`` samples, for each batch item
+    separately (all S! orders are tried: S is 2 or 3).
 
     Arguments
     ---------
     est_sources : torch.Tensor
         Estimates to reorder, shape B, L, S.
     reference : torch.Tensor
-        What they should match, shape B, L, S.
+        What their first samples should match, shape B, compared, S.
+    compared : int, optional
+        Samples compared; all of reference when None.
 
     Returns
     -------
@@ -150,8 +152,10 @@ def align_speakers(est_sources, reference):
     True
     """
     num_spks = est_sources.shape[-1]
+    compared = reference.shape[1] if compared is None else compared
+    head = est_sources[:, :compared]  # B, compared, S
     ref = reference / (reference.norm(dim=1, keepdim=True) + 1e-8)
-    est = est_sources / (est_sources.norm(dim=1, keepdim=True) + 1e-8)
+    est = head / (head.norm(dim=1, keepdim=True) + 1e-8)
     similarity = torch.einsum("bli,blj->bij", ref, est)  # B, S (ref), S (est)
     perms = torch.tensor(list(itertools.permutations(range(num_spks))))  # P, S
     speakers = torch.arange(num_spks)
@@ -161,7 +165,9 @@ def align_speakers(est_sources, reference):
     return est_sources.gather(-1, index)
 
 
-def separate_in_chunks(separate, mix, chunk_length, overlap_length, progress=None):
+def separate_in_chunks(
+    separate, mix, chunk_length, overlap_length, progress=None
+):
     """Separates a long mixture chunk by chunk with aligned, cross-faded seams.
 
     Arguments
@@ -209,14 +215,17 @@ def separate_in_chunks(separate, mix, chunk_length, overlap_length, progress=Non
         end = start + chunk_length
         est = separate(mix[:, start:end])  # B, L, S
         if output is None:
-            output = est.new_zeros(mix.shape[0], length, est.shape[-1])  # B, T, S
+            output = est.new_zeros(
+                mix.shape[0], length, est.shape[-1]
+            )  # B, T, S
             weight_sum = est.new_zeros(length)  # T
         else:
-            previous_end = starts[i - 1] + chunk_length
-            assembled = output[:, start:previous_end] / weight_sum[
-                start:previous_end, None
-            ]
-            est = align_speakers(est, assembled)
+            shared = starts[i - 1] + chunk_length - start
+            region = slice(start, start + shared)
+            assembled = (
+                output[:, region] / weight_sum[region, None]
+            )  # B, shared, S
+            est = align_speakers(est, assembled, shared)
         fade_in = starts[i - 1] + chunk_length - start if i > 0 else 0
         fade_out = end - starts[i + 1] if i + 1 < len(starts) else 0
         weights = cross_fade(chunk_length, fade_in, fade_out).to(est)  # L
@@ -224,4 +233,4 @@ def separate_in_chunks(separate, mix, chunk_length, overlap_length, progress=Non
         weight_sum[start:end] += weights
         if progress is not None:
             progress(1)
-    return output / weight_sum[:, None]
+    return output.div_(weight_sum[:, None])  # in place: no second B, T, S array

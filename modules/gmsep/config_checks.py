@@ -6,8 +6,21 @@ Authors
 """
 
 import csv
+import os
 
+import ruamel.yaml
 import torch
+from hyperpyyaml import resolve_references
+
+from gmsep.gradient_modulation import GradientModulation
+from gmsep.losses import EnhancedFeatureMSE
+
+# Settings with a fixed set of values, checked before the objects built from
+# them raise an error that does not name the setting.
+CHOICES = {
+    "gm_mode": GradientModulation.MODES,
+    "se_reduction": EnhancedFeatureMSE.REDUCTIONS,
+}
 
 
 class ConfigError(ValueError):
@@ -37,6 +50,54 @@ def run_option(name, hparams, run_opts, default=None):
     if name in overridden:
         return run_opts[name]
     return hparams.get(name, default)
+
+
+def check_hparams_file(hparams_file, overrides=""):
+    """Checks the settings that loading the hparams would fail on without
+    naming them: required settings (``!PLACEHOLDER``) not given, and values
+    outside ``CHOICES``. Nothing is built.
+
+    Arguments
+    ---------
+    hparams_file : str
+        The HyperPyYAML file.
+    overrides : str
+        The command-line overrides, as YAML (``sb.parse_arguments`` gives them).
+
+    Raises
+    ------
+    ConfigError
+        Naming the setting and what was expected.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile("w", suffix=".yaml") as hparams_file:
+    ...     _ = hparams_file.write("data_folder: !PLACEHOLDER\\ngm_mode: project\\n")
+    ...     hparams_file.flush()
+    ...     check_hparams_file(hparams_file.name, "data_folder: /data\\ngm_mode: pcgrad")
+    Traceback (most recent call last):
+    ...
+    gmsep.config_checks.ConfigError: gm_mode: 'pcgrad' is not one of none, project, remedy
+    """
+    yaml = ruamel.yaml.YAML()
+    with open(hparams_file, encoding="utf-8") as fin:
+        raw = yaml.load(fin) or {}
+    given = ruamel.yaml.YAML(typ="safe").load(overrides or "") or {}
+    for key, value in raw.items():
+        tag = getattr(getattr(value, "tag", None), "value", None)
+        if tag == "!PLACEHOLDER" and key not in given:
+            raise ConfigError(
+                f"{key}: required but not set ({hparams_file} leaves it a "
+                f"!PLACEHOLDER); give it on the command line: --{key} <value>"
+            )
+    with open(hparams_file, encoding="utf-8") as fin:
+        resolved = yaml.load(resolve_references(fin, overrides)) or {}
+    for key, choices in CHOICES.items():
+        if key in resolved and resolved[key] not in choices:
+            raise ConfigError(
+                f"{key}: {resolved[key]!r} is not one of {', '.join(choices)}"
+            )
 
 
 def check_config(hparams, run_opts=None):
@@ -98,6 +159,21 @@ def check_config(hparams, run_opts=None):
             f"{separator.num_spks} speakers"
         )
 
+    intervals = {
+        name: run_option(name, hparams, run_opts, 0)
+        for name in ("ckpt_interval_minutes", "ckpt_interval_steps")
+    }
+    if all(value > 0 for value in intervals.values()):
+        raise ConfigError(
+            "ckpt_interval_minutes and ckpt_interval_steps: only one may be "
+            f"positive, got {intervals}; set the other to 0"
+        )
+    data_folder = hparams.get("data_folder")
+    if data_folder is not None and not os.path.isdir(data_folder):
+        raise ConfigError(
+            f"data_folder: {data_folder} is not an existing folder"
+        )
+
 
 def check_csv_speakers(csv_path, num_spks):
     """Checks that a prepared CSV has exactly ``num_spks`` source columns.
@@ -116,7 +192,9 @@ def check_csv_speakers(csv_path, num_spks):
     """
     with open(csv_path, newline="", encoding="utf-8") as csv_file:
         header = next(csv.reader(csv_file), [])
-    found = sum(1 for column in header if column in _source_columns(len(header)))
+    found = sum(
+        1 for column in header if column in _source_columns(len(header))
+    )
     if found != num_spks:
         raise ConfigError(
             f"num_spks: {num_spks}, but {csv_path} has {found} source "

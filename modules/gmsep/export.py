@@ -21,7 +21,6 @@ Authors
 import csv
 import io
 import logging
-import os
 import shutil
 from pathlib import Path
 
@@ -261,14 +260,44 @@ def split_state_dict(state_dict, module_names, source="separator.ckpt"):
     return parts
 
 
-def _load_tree(hparams_path):
-    """Parses the experiment YAML with every !ref resolved and tags kept.
+def inference_hparams(hparams_path, overrides=None):
+    """The inference-only YAML of an experiment's (or a recipe's) hparams file.
+
+    Arguments
+    ---------
+    hparams_path : str or os.PathLike
+        A YAML with a ``separator: !new:gmsep.model.UnifiedSeparator`` entry.
+    overrides : dict, optional
+        Values to set before resolving, e.g. ``{"data_folder": "..."}`` for
+        a recipe file whose data_folder is a placeholder.
+
+    Returns
+    -------
+    str
+        See :func:`inference_hparams_text`; load it with
+        ``load_hyperpyyaml(text, {"pretrained_path": folder})``.
+
+    Example
+    -------
+    >>> text = inference_hparams("hparams/demo.yaml")
+    >>> "masknet_intra:" in text and "optimizer" not in text
+    True
+    """
+    hparams_path = Path(hparams_path)
+    tree = _load_tree(hparams_path, overrides)
+    return inference_hparams_text(
+        tree, _module_names(tree, hparams_path), hparams_path
+    )
+
+
+def _load_tree(hparams_path, overrides=None):
+    """Parses an hparams YAML with every !ref resolved and tags kept.
 
     Resolving turns references into YAML anchors and aliases, so each
     module node carries all it depends on: its closure comes with it.
     """
     with open(hparams_path, encoding="utf-8") as fin:
-        resolved = resolve_references(fin).getvalue()
+        resolved = resolve_references(fin, overrides).getvalue()
     tree = ruamel.yaml.YAML().load(resolved)
     if not isinstance(tree, CommentedMap):
         raise ExportError(f"{hparams_path}: not a YAML mapping")
@@ -364,7 +393,9 @@ def inference_hparams_text(tree, module_names, source="hyperparams.yaml"):
         + entries(lambda name: f"!ref <pretrained_path>/{name}.ckpt")
         + "  # strict: weights that do not fit the modules are an error, not a warning\n"
         "  custom_hooks:\n"
-        + entries(lambda name: "!name:gmsep.inference.strict_parameter_transfer")
+        + entries(
+            lambda name: "!name:gmsep.inference.strict_parameter_transfer"
+        )
     )
 
 
@@ -421,7 +452,9 @@ def read_test_averages(csv_path):
     if not averages:
         return None
     result = {
-        key: float(value) for key, value in averages[-1].items() if key != "snt_id"
+        key: float(value)
+        for key, value in averages[-1].items()
+        if key != "snt_id"
     }
     result["count"] = len(rows) - len(averages)
     return result
@@ -432,7 +465,9 @@ def _format_value(value):
     return "null" if value is None else str(value)
 
 
-def model_card(tree, experiment_dir, checkpoint, selection, param_counts, results):
+def model_card(
+    tree, experiment_dir, checkpoint, selection, param_counts, results
+):
     """The README.md of a pretrained folder.
 
     Arguments
@@ -464,7 +499,9 @@ def model_card(tree, experiment_dir, checkpoint, selection, param_counts, result
 
     def table(keys):
         rows = [
-            f"| {key} | {_format_value(tree[key])} |" for key in keys if key in tree
+            f"| {key} | {_format_value(tree[key])} |"
+            for key in keys
+            if key in tree
         ]
         return "| key | value |\n|---|---|\n" + "\n".join(rows)
 
@@ -491,7 +528,7 @@ def model_card(tree, experiment_dir, checkpoint, selection, param_counts, result
             )
         )
     has_enhancer_usage = (
-        "enhanced = model.enhance_file(\"noisy.wav\")  # [1, T], the SE branch\n"
+        'enhanced = model.enhance_file("noisy.wav")  # [1, T], the SE branch\n'
         if enhancer
         else ""
     )

@@ -39,6 +39,11 @@ from gmsep.data_checks import DataError
 
 logger = logging.getLogger(__name__)
 
+NO_ENHANCER = (
+    "this model has no enhancer (a baseline separator without SE branch): it "
+    "cannot return an enhanced mixture"
+)
+
 
 class PretrainedFolderError(ValueError):
     """A pretrained-model folder is missing, incomplete or not local."""
@@ -117,7 +122,9 @@ def check_pretrained_folder(source, hparams_file="hyperparams.yaml"):
     try:
         tree = ruamel.yaml.YAML().load(hparams_path.read_text(encoding="utf-8"))
     except ruamel.yaml.YAMLError as err:
-        raise PretrainedFolderError(f"{hparams_path}: invalid YAML ({err})") from err
+        raise PretrainedFolderError(
+            f"{hparams_path}: invalid YAML ({err})"
+        ) from err
     pretrainer = tree.get("pretrainer") if isinstance(tree, dict) else None
     if not isinstance(pretrainer, dict) or not pretrainer.get("loadables"):
         raise PretrainedFolderError(
@@ -173,9 +180,11 @@ def read_audio(path):
         raise DataError(f"{path}: file not found")
     try:
         samples, sample_rate = sf.read(path, dtype="float32", always_2d=True)
-    except (RuntimeError, sf.LibsndfileError) as err:
+    except RuntimeError as err:  # soundfile.LibsndfileError
         reason = getattr(err, "error_string", str(err))
-        raise DataError(f"{path}: unreadable or corrupt audio file ({reason})") from err
+        raise DataError(
+            f"{path}: unreadable or corrupt audio file ({reason})"
+        ) from err
     if samples.shape[0] == 0:
         raise DataError(f"{path}: empty audio file (0 frames)")
     signal = torch.from_numpy(samples)  # T, C
@@ -188,7 +197,9 @@ def read_audio(path):
 
 def write_audio(path, signal, sample_rate):
     """Writes a mono float signal [T] as a 16-bit WAV file."""
-    sf.write(os.fspath(path), signal.detach().cpu().numpy(), sample_rate, "PCM_16")
+    sf.write(
+        os.fspath(path), signal.detach().cpu().numpy(), sample_rate, "PCM_16"
+    )
 
 
 class NoiseRobustSeparation(Pretrained):
@@ -215,7 +226,9 @@ class NoiseRobustSeparation(Pretrained):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        missing = [name for name in self.MODULES_NEEDED if name not in self.mods]
+        missing = [
+            name for name in self.MODULES_NEEDED if name not in self.mods
+        ]
         if missing:
             raise PretrainedFolderError(
                 f"hyperparams.yaml: `modules:` lacks {', '.join(missing)}"
@@ -249,7 +262,9 @@ class NoiseRobustSeparation(Pretrained):
         # NO_LINK reads every file from the folder itself; overwrite skips
         # SpeechBrain's reuse of whatever a savedir already holds.
         kwargs["local_strategy"] = LocalStrategy.NO_LINK
-        kwargs["fetch_config"] = FetchConfig(overwrite=True, allow_network=False)
+        kwargs["fetch_config"] = FetchConfig(
+            overwrite=True, allow_network=False
+        )
         return super().from_hparams(
             source=str(folder),
             hparams_file=hparams_file,
@@ -322,10 +337,7 @@ class NoiseRobustSeparation(Pretrained):
             The enhanced mixtures Decoder(E), shape B, T.
         """
         if not self.has_enhancer:
-            raise ValueError(
-                "this model has no enhancer (a baseline separator without SE "
-                "branch): it cannot return an enhanced mixture"
-            )
+            raise ValueError(NO_ENHANCER)
         return self._run(self.separator.enhance, mix)
 
     def load_mixture(self, path):
@@ -350,6 +362,64 @@ class NoiseRobustSeparation(Pretrained):
             )
         return signal.unsqueeze(0), file_rate
 
+    def separate_long(
+        self, mix, chunk_seconds=None, overlap_seconds=None, progress=None
+    ):
+        """Separates mixtures of any length, chunk by chunk when long.
+
+        Mixtures longer than ``chunk_seconds`` are separated in overlapping
+        chunks (:mod:`gmsep.chunking`), so memory stays bounded; shorter
+        ones in one pass, exactly as ``separate_batch``.
+
+        Arguments
+        ---------
+        mix : torch.Tensor
+            Noisy mixtures at ``sample_rate``, shape B, T.
+        chunk_seconds : float, optional
+            Chunk length; default ``gmsep.chunking.DEFAULT_CHUNK_SECONDS``.
+        overlap_seconds : float, optional
+            Overlap of consecutive chunks; default
+            ``gmsep.chunking.DEFAULT_OVERLAP_SECONDS``, at most a quarter of
+            the chunk.
+        progress : callable, optional
+            Called with 1 after each chunk (e.g. a tqdm bar's ``update``).
+
+        Returns
+        -------
+        torch.Tensor
+            The separated sources, shape B, T, S, on the CPU.
+        """
+        return separate_in_chunks(
+            lambda chunk: self.separate_batch(chunk).cpu(),
+            mix,
+            *self.chunk_lengths(chunk_seconds, overlap_seconds),
+            progress,
+        )
+
+    def enhance_long(
+        self, mix, chunk_seconds=None, overlap_seconds=None, progress=None
+    ):
+        """Denoises mixtures of any length (SE branch), chunk by chunk when long.
+
+        Arguments are those of :meth:`separate_long`.
+
+        Returns
+        -------
+        torch.Tensor
+            The enhanced mixtures, shape B, T, on the CPU.
+        """
+        if not self.has_enhancer:
+            raise ValueError(NO_ENHANCER)
+        enhanced = separate_in_chunks(
+            lambda chunk: (
+                self.enhance_batch(chunk).unsqueeze(-1).cpu()
+            ),  # B, t, 1
+            mix,
+            *self.chunk_lengths(chunk_seconds, overlap_seconds),
+            progress,
+        )
+        return enhanced[..., 0]
+
     def separate_file(
         self,
         path,
@@ -361,10 +431,6 @@ class NoiseRobustSeparation(Pretrained):
     ):
         """Separates an audio file of any length and sample rate.
 
-        Recordings longer than ``chunk_seconds`` are separated chunk by chunk
-        (:mod:`gmsep.chunking`); shorter ones in one pass, exactly as
-        ``separate_batch``.
-
         Arguments
         ---------
         path : str or os.PathLike
@@ -373,30 +439,27 @@ class NoiseRobustSeparation(Pretrained):
             If given, also writes ``<stem>_s1.wav`` ... there (16-bit WAV at
             the returned signals' sample rate).
         chunk_seconds : float, optional
-            Chunk length; default ``gmsep.chunking.DEFAULT_CHUNK_SECONDS``.
+            See :meth:`separate_long`.
         overlap_seconds : float, optional
-            Overlap of consecutive chunks; default
-            ``gmsep.chunking.DEFAULT_OVERLAP_SECONDS``.
+            See :meth:`separate_long`.
         resample_back : bool
             Return (and write) the sources at the file's sample rate instead
             of the model's.
         progress : callable, optional
-            Called with 1 after each chunk (e.g. a tqdm bar's ``update``).
+            Called with 1 after each chunk.
 
         Returns
         -------
         torch.Tensor
             The separated sources, shape 1, T, S, on the CPU.
         """
-        return self._process_file(
-            self.separate_batch,
-            path,
-            savedir,
-            [f"_s{i + 1}" for i in range(self.num_spks)],
-            chunk_seconds,
-            overlap_seconds,
-            resample_back,
-            progress,
+        mix, file_rate = self.load_mixture(path)  # 1, T
+        est_sources = self.separate_long(
+            mix, chunk_seconds, overlap_seconds, progress
+        )
+        suffixes = [f"_s{i + 1}" for i in range(self.num_spks)]
+        return self._save(
+            est_sources, path, savedir, suffixes, file_rate, resample_back
         )
 
     def enhance_file(
@@ -418,46 +481,23 @@ class NoiseRobustSeparation(Pretrained):
         torch.Tensor
             The enhanced mixture, shape 1, T, on the CPU.
         """
-        if not self.has_enhancer:
-            raise ValueError(
-                "this model has no enhancer (a baseline separator without SE "
-                "branch): it cannot return an enhanced mixture"
-            )
-        enhanced = self._process_file(
-            lambda mix: self.enhance_batch(mix).unsqueeze(-1),  # B, T, 1
+        mix, file_rate = self.load_mixture(path)  # 1, T
+        enhanced = self.enhance_long(
+            mix, chunk_seconds, overlap_seconds, progress
+        )
+        enhanced = self._save(
+            enhanced.unsqueeze(-1),
             path,
             savedir,
             ["_enhanced"],
-            chunk_seconds,
-            overlap_seconds,
+            file_rate,
             resample_back,
-            progress,
-        )
+        )  # 1, T, 1
         return enhanced[..., 0]
 
-    def _process_file(
-        self,
-        process,
-        path,
-        savedir,
-        suffixes,
-        chunk_seconds,
-        overlap_seconds,
-        resample_back,
-        progress,
-    ):
-        """Reads, chunks, processes, resamples back and writes one file."""
-        mix, file_rate = self.load_mixture(path)  # 1, T
-        chunk_length, overlap_length = self.chunk_lengths(
-            chunk_seconds, overlap_seconds
-        )
-        outputs = separate_in_chunks(
-            lambda chunk: process(chunk).cpu(),
-            mix,
-            chunk_length,
-            overlap_length,
-            progress,
-        )  # 1, T, S
+    def _save(self, outputs, path, savedir, suffixes, file_rate, resample_back):
+        """Resamples outputs [1, T, C] back to file_rate if asked, and writes
+        ``<stem><suffix>.wav`` per channel into savedir if given."""
         rate = self.sample_rate
         if resample_back and file_rate != rate:
             outputs = torchaudio.functional.resample(
@@ -466,9 +506,9 @@ class NoiseRobustSeparation(Pretrained):
             rate = file_rate
         if savedir is not None:
             Path(savedir).mkdir(parents=True, exist_ok=True)
-            stem = Path(path).stem
             for i, suffix in enumerate(suffixes):
-                write_audio(Path(savedir) / f"{stem}{suffix}.wav", outputs[0, :, i], rate)
+                target = Path(savedir) / f"{Path(path).stem}{suffix}.wav"
+                write_audio(target, outputs[0, :, i], rate)
         return outputs
 
     def chunk_lengths(self, chunk_seconds=None, overlap_seconds=None):
@@ -479,13 +519,22 @@ class NoiseRobustSeparation(Pretrained):
         chunk_seconds : float, optional
             Default ``gmsep.chunking.DEFAULT_CHUNK_SECONDS``.
         overlap_seconds : float, optional
-            Default ``gmsep.chunking.DEFAULT_OVERLAP_SECONDS``.
+            Default ``gmsep.chunking.DEFAULT_OVERLAP_SECONDS``, at most a
+            quarter of the chunk.
 
         Returns
         -------
         chunk_length, overlap_length : int
+
+        Raises
+        ------
+        ValueError
+            For a chunk shorter than the encoder's kernel, or an overlap that
+            is not positive and shorter than the chunk.
         """
-        chunk_seconds = DEFAULT_CHUNK_SECONDS if chunk_seconds is None else chunk_seconds
+        chunk_seconds = (
+            DEFAULT_CHUNK_SECONDS if chunk_seconds is None else chunk_seconds
+        )
         if overlap_seconds is None:
             overlap_seconds = min(DEFAULT_OVERLAP_SECONDS, chunk_seconds / 4)
         chunk_length = round(chunk_seconds * self.sample_rate)

@@ -1,0 +1,362 @@
+#!/usr/bin/env python3
+"""The benchmark suite: what gradient modulation and the unified model cost.
+
+Every figure is a ratio of two contenders measured side by side in this
+process, interleaved, after a warm-up; medians are reported:
+
+* GM training step / plain multi-task step (same model, same batch);
+* unified model training step (GM) / SepFormer-alone training step;
+* unified separation / SpeechBrain's SepformerSeparation (same MaskNet);
+* peak memory of a training step, unified vs SepFormer (each model in a
+  process of its own), and of long-recording separation
+  (``benchmarks/long_recording.py``, when present);
+* on a GPU: training throughput in fp32 and bf16 and the estimated wall
+  time of the paper's recipe.
+
+Usage::
+
+    python benchmarks/run.py                 # paper configuration, 4 s items
+    python benchmarks/run.py --quick         # tiny configuration, seconds
+    python benchmarks/run.py --config small --repeats 3 --json results/small.json
+
+Authors
+ * gmsep contributors 2026
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+from common import REPO_ROOT
+from inference import inference_ratio
+from training_step import training_step_ratios, training_throughput
+
+BENCHMARKS = os.path.join(REPO_ROOT, "benchmarks")
+LONG_RECORDING = os.path.join(BENCHMARKS, "long_recording.py")
+MET = {True: "yes", False: "NO", None: "n/a (config not paper)"}
+SECTIONS = ("memory", "long_recording", "training", "inference", "gpu")
+
+# The paper's recipe: Libri2Mix train-360, wav8k/min, 120 epochs. LibriMix's
+# storage listing (metadata/Libri2Mix/storage_info.txt of its repository)
+# gives 6.8 GiB for wav8k/min/train-360/mix_both, 16-bit PCM at 8 kHz
+# (du -h rounds up): about 127 h, 9.0 s per mixture on average. The often
+# quoted 212 h is the "max" version.
+TRAIN_360_MIXTURES = 50_800
+TRAIN_360_SECONDS = 6.8 * 2**30 / 2 / 8000
+PAPER_EPOCHS = 120
+MEAN_TRAIN_ITEM_SECONDS = TRAIN_360_SECONDS / TRAIN_360_MIXTURES
+
+
+def parse_arguments(argv):
+    """The command line; ``--quick`` sets the tiny configuration."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny configuration, 1 s items, 2 repetitions, a 1-minute long "
+        "recording: a smoke run (the targets are for the paper configuration)",
+    )
+    parser.add_argument("--config", choices=("paper", "small"), default="paper")
+    parser.add_argument(
+        "--seconds", type=float, default=4.0, help="duration of the 8 kHz items"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="timed rounds per ratio"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="untimed rounds before"
+    )
+    parser.add_argument(
+        "--long-recording",
+        choices=("tiny", "paper"),
+        default="tiny",
+        help="model of the long-recording benchmark (10 min vs 30 s of audio): "
+        "the demo model (minutes on CPU) or the paper's (much longer on CPU)",
+    )
+    parser.add_argument(
+        "--skip",
+        nargs="+",
+        choices=SECTIONS,
+        default=[],
+        help="sections not to run",
+    )
+    parser.add_argument(
+        "--json",
+        default=os.path.join("results", "bench.json"),
+        help="where the results are written",
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.config, args.seconds = "tiny", 1.0
+        args.repeats, args.warmup = min(args.repeats, 2), min(args.warmup, 1)
+        args.long_recording = "tiny"
+    if args.seconds <= 0.1 or args.repeats < 1 or args.warmup < 0:
+        parser.error(
+            "expected --seconds > 0.1, --repeats >= 1 and --warmup >= 0, got "
+            f"{args.seconds}, {args.repeats}, {args.warmup}"
+        )
+    return args
+
+
+def run_script(command, timeout=1200):
+    """Runs a benchmark script in a process of its own.
+
+    Returns
+    -------
+    str
+        Its standard output.
+
+    Raises
+    ------
+    RuntimeError
+        With the end of its error output, when it fails.
+    """
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    completed = subprocess.run(
+        [sys.executable, *command],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        timeout=timeout,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(command)} failed (exit {completed.returncode}): "
+            f"{completed.stderr.strip()[-2000:]}"
+        )
+    return completed.stdout
+
+
+def memory_section(args):
+    """Peak memory of the training steps of each model, one process each."""
+    results = {}
+    for model in ("unified", "sepformer"):
+        stdout = run_script(
+            [
+                os.path.join(BENCHMARKS, "training_step.py"),
+                "--memory",
+                model,
+                "--config",
+                args.config,
+                "--seconds",
+                str(args.seconds),
+            ]
+        )
+        results[model] = json.loads(stdout.strip().splitlines()[-1])
+    results["ratio"] = (
+        results["unified"]["step_bytes"] / results["sepformer"]["step_bytes"]
+    )
+    return results
+
+
+def long_recording_section(args):
+    """The long-recording benchmark's own JSON report."""
+    if not os.path.isfile(LONG_RECORDING):
+        return {
+            "skipped": f"{os.path.relpath(LONG_RECORDING, REPO_ROOT)} not found"
+        }
+    with tempfile.TemporaryDirectory() as folder:
+        report = os.path.join(folder, "long_recording.json")
+        command = [LONG_RECORDING, "--json", report]
+        if args.long_recording == "tiny":
+            command.append("--tiny")
+        if args.quick:
+            command += ["--minutes", "1"]
+        run_script(command)
+        with open(report, encoding="utf-8") as fin:
+            return json.load(fin)
+
+
+def gpu_section(args, output_folder):
+    """Training throughput on the GPU and the paper recipe's wall time."""
+    if not torch.cuda.is_available():
+        return {"skipped": "no GPU"}
+    seconds = (
+        MEAN_TRAIN_ITEM_SECONDS if args.config == "paper" else args.seconds
+    )
+    throughput = training_throughput(
+        args.config, seconds, args.repeats, args.warmup, output_folder
+    )
+    for figures in throughput.values():
+        figures["recipe_hours"] = (
+            PAPER_EPOCHS * TRAIN_360_SECONDS / figures["audio_s_per_s"] / 3600
+        )
+    return {
+        "device": torch.cuda.get_device_name(),
+        "item_seconds": seconds,
+        "recipe": (
+            f"{PAPER_EPOCHS} epochs of Libri2Mix train-360 wav8k/min "
+            f"({TRAIN_360_MIXTURES} mixtures, {TRAIN_360_SECONDS / 3600:.0f} h), "
+            "batch 1, training steps only (no validation)"
+        ),
+        "precisions": throughput,
+    }
+
+
+def run_sections(args):
+    """Runs every section not skipped; a failing section is reported, the
+    others still run."""
+    results = {}
+    with tempfile.TemporaryDirectory() as output_folder:
+        sections = {
+            # processes of their own first, while this one is still small
+            "memory": lambda: memory_section(args),
+            "long_recording": lambda: long_recording_section(args),
+            "training": lambda: training_step_ratios(
+                args.config,
+                args.seconds,
+                args.repeats,
+                args.warmup,
+                output_folder,
+            ),
+            "inference": lambda: inference_ratio(
+                args.config,
+                args.seconds,
+                args.repeats,
+                args.warmup,
+                output_folder,
+            ),
+            "gpu": lambda: gpu_section(args, output_folder),
+        }
+        for name, run in sections.items():
+            if name in args.skip:
+                continue
+            print(f"[bench] {name} ...", flush=True)
+            start = time.perf_counter()
+            try:
+                results[name] = run()
+            except (
+                RuntimeError,
+                OSError,
+                ValueError,
+                subprocess.TimeoutExpired,
+            ) as err:
+                results[name] = {"error": str(err)}
+            results[name]["wall_s"] = time.perf_counter() - start
+            if args.config != "paper":
+                # the targets are for the paper configuration only
+                for summary in results[name].values():
+                    if isinstance(summary, dict) and "met" in summary:
+                        summary["met"] = None
+    return results
+
+
+def format_ratio_rows(results):
+    """Table rows (name, numerator s, denominator s, ratio, target, met)."""
+    rows = []
+    training = results.get("training", {})
+    if "gm_overhead" in training:
+        rows.append(
+            ("train step: GM / plain multi-task", training["gm_overhead"])
+        )
+        rows.append(
+            (
+                "train step: unified (GM) / SepFormer",
+                training["unified_vs_sepformer"],
+            )
+        )
+    inference = results.get("inference", {})
+    if "unified_vs_sepformer" in inference:
+        rows.append(
+            (
+                "separation: unified / SB SepformerSeparation",
+                inference["unified_vs_sepformer"],
+            )
+        )
+    lines = [
+        f"{'ratio (median of interleaved rounds)':46s} {'A s':>8s} {'B s':>8s} "
+        f"{'A/B':>6s} {'target':>7s}  met"
+    ]
+    for name, summary in rows:
+        lines.append(
+            f"{name:46s} {summary['numerator_s']:8.3f} "
+            f"{summary['denominator_s']:8.3f} {summary['ratio']:6.3f} "
+            f"{summary['target']:7.2f}  {MET[summary['met']]}"
+        )
+    return lines
+
+
+def format_report(results, meta):
+    """The printed summary of all sections."""
+    lines = [
+        f"gmsep benchmarks: config {meta['config']}, {meta['seconds']} s items at "
+        f"8 kHz, batch 1, {meta['repeats']} rounds after {meta['warmup']} warm-up; "
+        f"torch {meta['torch']}, {meta['threads']} threads, load average "
+        f"{meta['load_average_start'][0]:.1f} -> {meta['load_average_end'][0]:.1f}",
+        "",
+        *format_ratio_rows(results),
+    ]
+    training = results.get("training", {})
+    if "params" in training:
+        params = training["params"]
+        lines.append(
+            f"parameters: unified {params['unified'] / 1e6:.2f} M, SepFormer "
+            f"{params['sepformer'] / 1e6:.2f} M"
+        )
+    memory = results.get("memory", {})
+    if "ratio" in memory:
+        lines.append("")
+        lines.append(
+            "peak memory of a training step (RSS over the built model, own process):"
+        )
+        for model in ("unified", "sepformer"):
+            figures = memory[model]
+            lines.append(
+                f"  {model:10s} step {figures['step_bytes'] / 2**30:6.2f} GiB, "
+                f"process peak {figures['peak_bytes'] / 2**30:6.2f} GiB"
+            )
+        lines.append(f"  ratio unified / SepFormer: {memory['ratio']:.3f}")
+    for name in ("long_recording", "gpu"):
+        if name in results:
+            section = {k: v for k, v in results[name].items() if k != "wall_s"}
+            lines.append("")
+            lines.append(f"{name}: {json.dumps(section, indent=1)}")
+    for name, section in results.items():
+        if "error" in section:
+            lines.append(f"\n{name} FAILED: {section['error']}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = parse_arguments(argv)
+    meta = {
+        "config": args.config,
+        "seconds": args.seconds,
+        "repeats": args.repeats,
+        "warmup": args.warmup,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+        "machine": platform.processor() or platform.machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "load_average_start": os.getloadavg(),
+    }
+    results = run_sections(args)
+    meta["load_average_end"] = os.getloadavg()
+    print(format_report(results, meta))
+    if max(meta["load_average_start"][0], meta["load_average_end"][0]) > (
+        os.cpu_count() or 1
+    ):
+        print(
+            "note: other processes kept the CPUs busy: the ratios (interleaved) "
+            "stay comparable, the absolute times do not"
+        )
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w", encoding="utf-8") as fout:
+        json.dump({"meta": meta, **results}, fout, indent=1)
+    print(f"results written to {args.json}")
+    return 1 if any("error" in section for section in results.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

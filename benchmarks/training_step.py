@@ -1,0 +1,224 @@
+"""Cost of a training step: gradient modulation and the unified model.
+
+A step is ``NoiseRobustSeparationBrain.fit_batch``, exactly as in training:
+forward, the weighted objectives, the backward pass(es) through the gradient
+modulation, clipping at ``max_grad_norm`` and the Adam update. Three
+contenders, timed interleaved on the same batch:
+
+* ``unified_gm``: the unified model with GM (mode "project", the paper);
+* ``unified_plain``: the same model (the very same modules) with the plain
+  multi-task sum (mode "none": one backward of SS + SE);
+* ``sepformer``: SepFormer alone (the baseline hparams: SS loss only).
+
+Run as a script, it measures the peak memory of the steps of one model in a
+process of its own, so that the peaks of different models do not mix::
+
+    python benchmarks/training_step.py --memory unified --config paper
+
+Authors
+ * gmsep contributors 2026
+"""
+
+import argparse
+import json
+import statistics
+import tempfile
+
+from common import (
+    SEPFORMER_HPARAMS,
+    UNIFIED_HPARAMS,
+    count_parameters,
+    interleaved_times,
+    load_hparams,
+    make_batch,
+    make_brain,
+    peak_rss_bytes,
+    ratio_summary,
+)
+from gmsep.gradient_modulation import GradientModulation
+
+MODELS = {"unified": UNIFIED_HPARAMS, "sepformer": SEPFORMER_HPARAMS}
+GM_TARGET = 1.10  # unified_gm / unified_plain
+UNIFIED_TARGET = 1.20  # unified_gm / sepformer
+
+
+def training_step_ratios(
+    config, seconds, repeats, warmup, output_folder, device="cpu"
+):
+    """Times the three contenders' training steps, interleaved.
+
+    Arguments
+    ---------
+    config : str
+        A benchmark configuration ("paper", "small", "tiny").
+    seconds : float
+        Duration of the training item (batch size 1).
+    repeats : int
+        Timed rounds.
+    warmup : int
+        Untimed rounds before.
+    output_folder : str
+        A temporary folder for the hparams' checkpointer.
+    device : str
+        "cpu" or "cuda".
+
+    Returns
+    -------
+    dict
+        ``gm_overhead`` and ``unified_vs_sepformer`` (see
+        ``common.ratio_summary``), ``params`` (trainable parameters per
+        model) and ``times`` (seconds per contender and round).
+    """
+    unified_hparams = load_hparams(UNIFIED_HPARAMS, config, output_folder)
+    sepformer_hparams = load_hparams(SEPFORMER_HPARAMS, config, output_folder)
+    unified = make_brain(unified_hparams, device)
+    sepformer = make_brain(sepformer_hparams, device)
+    batch = make_batch(unified_hparams["num_spks"], seconds)
+
+    projecting = unified.hparams.gradient_modulation
+    if projecting.mode != "project":
+        raise ValueError(
+            f"{UNIFIED_HPARAMS}: expected gm_mode 'project', got {projecting.mode!r}"
+        )
+    plain = GradientModulation("none")
+
+    def unified_step(gradient_modulation):
+        def step():
+            unified.hparams.gradient_modulation = gradient_modulation
+            unified.fit_batch(batch)
+
+        return step
+
+    times = interleaved_times(
+        {
+            "unified_gm": unified_step(projecting),
+            "unified_plain": unified_step(plain),
+            "sepformer": lambda: sepformer.fit_batch(batch),
+        },
+        repeats,
+        warmup,
+        device,
+    )
+    unified.hparams.gradient_modulation = projecting
+    return {
+        "gm_overhead": ratio_summary(
+            times, "unified_gm", "unified_plain", GM_TARGET
+        ),
+        "unified_vs_sepformer": ratio_summary(
+            times, "unified_gm", "sepformer", UNIFIED_TARGET
+        ),
+        "params": {
+            "unified": count_parameters(unified.modules),
+            "sepformer": count_parameters(sepformer.modules),
+        },
+        "times": times,
+    }
+
+
+def training_throughput(
+    config, seconds, repeats, warmup, output_folder, precisions=("fp32", "bf16")
+):
+    """Training throughput of the unified model (GM) on the GPU per precision.
+
+    Arguments
+    ---------
+    config : str
+        A benchmark configuration.
+    seconds : float
+        Duration of the training item (batch size 1).
+    repeats : int
+        Timed rounds.
+    warmup : int
+        Untimed rounds before.
+    output_folder : str
+        A temporary folder for the hparams' checkpointer.
+    precisions : sequence of str
+        Training precisions to compare, timed interleaved.
+
+    Returns
+    -------
+    dict
+        Precision -> ``step_s`` (median seconds per step),
+        and ``audio_s_per_s`` (seconds of audio trained on per second).
+    """
+    brains = {}
+    for precision in precisions:
+        hparams = load_hparams(UNIFIED_HPARAMS, config, output_folder)
+        brains[precision] = make_brain(hparams, "cuda", precision)
+    batch = make_batch(hparams["num_spks"], seconds)
+    times = interleaved_times(
+        {
+            precision: (lambda brain=brain: brain.fit_batch(batch))
+            for precision, brain in brains.items()
+        },
+        repeats,
+        warmup,
+        "cuda",
+    )
+    return {
+        precision: {
+            "step_s": statistics.median(times[precision]),
+            "audio_s_per_s": seconds / statistics.median(times[precision]),
+        }
+        for precision in precisions
+    }
+
+
+def training_step_memory(model, config, seconds, steps=2):
+    """Peak resident memory of training steps, over the model's own footprint.
+
+    Meant to run in a fresh process (``ru_maxrss`` is a process-wide peak).
+
+    Arguments
+    ---------
+    model : str
+        "unified" (with GM) or "sepformer".
+    config : str
+        A benchmark configuration.
+    seconds : float
+        Duration of the training item.
+    steps : int
+        Training steps to run (the first one also creates Adam's state).
+
+    Returns
+    -------
+    dict
+        ``model``, ``baseline_bytes`` (peak after building model, optimiser
+        and batch), ``peak_bytes`` and ``step_bytes`` (their difference).
+    """
+    with tempfile.TemporaryDirectory() as output_folder:
+        hparams = load_hparams(MODELS[model], config, output_folder)
+    brain = make_brain(hparams)
+    batch = make_batch(hparams["num_spks"], seconds)
+    baseline = peak_rss_bytes()
+    for _ in range(steps):
+        brain.fit_batch(batch)
+    peak = peak_rss_bytes()
+    return {
+        "model": model,
+        "baseline_bytes": baseline,
+        "peak_bytes": peak,
+        "step_bytes": peak - baseline,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--memory",
+        choices=sorted(MODELS),
+        required=True,
+        help="measure the peak memory of this model's training steps",
+    )
+    parser.add_argument("--config", default="paper")
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--steps", type=int, default=2)
+    args = parser.parse_args()
+    result = training_step_memory(
+        args.memory, args.config, args.seconds, args.steps
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Smoke test of the benchmark suite (benchmarks/run.py) on the tiny config."""
+
+import json
+import os
+import subprocess
+import sys
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_quick_benchmark_runs_and_writes_its_json(tmp_path):
+    report = tmp_path / "bench.json"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO_ROOT, "benchmarks", "run.py"),
+            "--quick",
+            "--skip",
+            "memory",
+            "long_recording",
+            "--json",
+            str(report),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "train step: GM / plain multi-task" in completed.stdout
+
+    results = json.loads(report.read_text())
+    assert results["meta"]["config"] == "tiny"
+    assert "memory" not in results and "long_recording" not in results
+    training = results["training"]
+    for summary in (
+        training["gm_overhead"],
+        training["unified_vs_sepformer"],
+        results["inference"]["unified_vs_sepformer"],
+    ):
+        assert summary["ratio"] > 0 and len(summary["pair_ratios"]) == 2
+        assert summary["met"] is None  # targets apply to the paper config
+    assert training["params"]["unified"] > training["params"]["sepformer"]
+    assert "skipped" in results["gpu"] or "precisions" in results["gpu"]
+    # nothing left behind in the working folder (e.g. checkpoint folders)
+    assert os.listdir(tmp_path) == ["bench.json"]

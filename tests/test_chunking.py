@@ -1,0 +1,134 @@
+"""Chunked separation of long recordings: layout, speaker order, seams."""
+
+import itertools
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from gmsep.chunking import (
+    align_speakers,
+    chunk_starts,
+    cross_fade,
+    separate_in_chunks,
+)
+from gmsep.export import export_pretrained
+from gmsep.inference import NoiseRobustSeparation
+from speechbrain.nnet.losses import cal_si_snr
+from test_export_inference import make_experiment
+
+
+@pytest.mark.parametrize("length", [401, 1000, 1234, 4000])
+def test_chunks_cover_recording_with_overlap(length):
+    chunk, overlap = 400, 100
+    starts = chunk_starts(length, chunk, overlap)
+    assert starts[0] == 0 and starts[-1] + chunk == length
+    shared = [a + chunk - b for a, b in itertools.pairwise(starts)]
+    assert min(shared) >= overlap
+    # evenly spread: no chunk overlaps much more than the others
+    assert max(shared) - min(shared) <= 1
+
+
+def test_cross_fades_sum_to_one():
+    length, chunk = 2345, 500
+    starts = chunk_starts(length, chunk, 120)
+    total = torch.zeros(length)
+    for i, start in enumerate(starts):
+        fade_in = starts[i - 1] + chunk - start if i else 0
+        fade_out = start + chunk - starts[i + 1] if i + 1 < len(starts) else 0
+        total[start : start + chunk] += cross_fade(chunk, fade_in, fade_out)
+    assert torch.allclose(total, torch.ones(length), atol=1e-6)
+
+
+@pytest.mark.parametrize("chunk, overlap", [(0, 0), (100, 0), (100, 100)])
+def test_bad_chunk_settings(chunk, overlap):
+    with pytest.raises(ValueError, match="length"):
+        chunk_starts(1000, chunk, overlap)
+
+
+class OrderFlippingSeparator:
+    """A perfect separator (it returns the true sources of each chunk) whose
+    speaker order changes on every call, differently per batch item."""
+
+    def __init__(self, sources, chunk, overlap):
+        self.sources = sources  # B, T, S
+        self.starts = chunk_starts(sources.shape[1], chunk, overlap)
+        self.perms = list(itertools.permutations(range(sources.shape[-1])))
+        self.calls = []
+
+    def __call__(self, mix_chunk):
+        i = len(self.calls)
+        self.calls.append(mix_chunk.shape[-1])
+        start, length = self.starts[i], mix_chunk.shape[-1]
+        chunk = self.sources[:, start : start + length]
+        return torch.stack(
+            [
+                chunk[b][:, list(self.perms[(i + b) % len(self.perms)])]
+                for b in range(chunk.shape[0])
+            ]
+        )
+
+
+@pytest.mark.parametrize("num_spks", [2, 3])
+def test_speaker_order_consistent_across_chunks(num_spks):
+    torch.manual_seed(0)
+    sources = torch.randn(2, 5000, num_spks)  # B, T, S
+    separator = OrderFlippingSeparator(sources, chunk=1000, overlap=250)
+    est = separate_in_chunks(separator, sources.sum(-1), 1000, 250)
+    assert len(separator.calls) >= 5
+    # every chunk is processed at the chunk length: memory bounded by it
+    assert set(separator.calls) == {1000}
+    # every item keeps the order of its first chunk
+    first_orders = [list(separator.perms[b]) for b in range(2)]
+    expected = torch.stack([sources[b][:, first_orders[b]] for b in range(2)])
+    assert torch.allclose(est, expected, atol=1e-5)
+
+
+def test_align_speakers_per_batch_item():
+    torch.manual_seed(0)
+    ref = torch.randn(2, 300, 3)
+    est = torch.stack([ref[0][:, [1, 2, 0]], ref[1][:, [2, 1, 0]]])
+    assert torch.equal(align_speakers(est, ref), ref)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    root = tmp_path_factory.mktemp("chunking")
+    exp_dir, separator = make_experiment(root)
+    out = export_pretrained(exp_dir, root / "pretrained")
+    return separator, NoiseRobustSeparation.from_hparams(source=str(out))
+
+
+def test_short_recording_identical_to_unchunked(tiny_model, tmp_path):
+    _, model = tiny_model
+    path = tmp_path / "short.wav"
+    sf.write(path, np.random.default_rng(0).uniform(-0.5, 0.5, 3000), 8000)
+    mix, _ = model.load_mixture(path)
+    est = model.separate_file(path, chunk_seconds=0.5, overlap_seconds=0.1)
+    assert torch.equal(est, model.separate_batch(mix))
+
+
+def test_long_recording_close_to_full_length(tiny_model):
+    """Chunked vs full-length output of a tiny random model on 3 chunks.
+
+    Its attention spans the whole input, so chunking changes the context
+    and the outputs differ; measured over seeds 0-2: 9.6 to 16.8 dB SI-SNR
+    per speaker. One chunk with the speakers swapped drops it to -2.8 to
+    2.6 dB, so 6 dB separates aligned from misaligned output.
+    """
+    separator, _ = tiny_model
+    t = torch.arange(10000) / 8000
+    mix = (
+        torch.sin(2 * torch.pi * 220 * t)
+        * (1 + torch.sin(2 * torch.pi * 3 * t))
+        + torch.sin(2 * torch.pi * 530 * t)
+        + 0.3 * torch.randn(10000, generator=torch.Generator().manual_seed(0))
+    ).unsqueeze(0)  # 1, T
+    with torch.no_grad():
+        full = separator.separate(mix)  # 1, T, S
+        chunked = separate_in_chunks(separator.separate, mix, 4000, 1000)
+    assert len(chunk_starts(10000, 4000, 1000)) == 3
+    si_snr = -cal_si_snr(
+        full.transpose(0, 1), chunked.transpose(0, 1)
+    )  # 1, 1, S
+    assert si_snr.min() >= 6.0, si_snr
