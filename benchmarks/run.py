@@ -4,7 +4,9 @@
 Every figure is a ratio of two contenders measured side by side in this
 process, interleaved, after a warm-up; medians are reported:
 
-* GM training step / plain multi-task step (same model, same batch);
+* GM training step / plain multi-task step (same model, same batch), and
+  where the time of a GM step goes (forward, SE and SS backward passes, GM
+  arithmetic, clipping and Adam);
 * unified model training step (GM) / SepFormer-alone training step;
 * unified separation / SpeechBrain's SepformerSeparation (same MaskNet);
 * peak memory of a training step, unified vs SepFormer (each model in a
@@ -35,12 +37,24 @@ import time
 import torch
 from common import REPO_ROOT
 from inference import inference_ratio
-from training_step import training_step_ratios, training_throughput
+from training_step import (
+    gm_step_breakdown,
+    training_step_ratios,
+    training_throughput,
+)
 
 BENCHMARKS = os.path.join(REPO_ROOT, "benchmarks")
 LONG_RECORDING = os.path.join(BENCHMARKS, "long_recording.py")
 MET = {True: "yes", False: "NO", None: "n/a (config not paper)"}
-SECTIONS = ("memory", "long_recording", "training", "inference", "gpu")
+SECTIONS = (
+    "memory",
+    "long_recording",
+    "training",
+    "breakdown",
+    "inference",
+    "gpu",
+)
+BREAKDOWN_STEPS = 3
 
 # The paper's recipe: Libri2Mix train-360, wav8k/min, 120 epochs. LibriMix's
 # storage listing (metadata/Libri2Mix/storage_info.txt of its repository)
@@ -219,6 +233,12 @@ def run_sections(args):
                 args.warmup,
                 output_folder,
             ),
+            "breakdown": lambda: gm_step_breakdown(
+                args.config,
+                args.seconds,
+                min(args.repeats, BREAKDOWN_STEPS),
+                output_folder,
+            ),
             "inference": lambda: inference_ratio(
                 args.config,
                 args.seconds,
@@ -303,6 +323,16 @@ def format_report(results, meta):
             f"parameters: unified {params['unified'] / 1e6:.2f} M, SepFormer "
             f"{params['sepformer'] / 1e6:.2f} M"
         )
+    breakdown = results.get("breakdown", {})
+    if "total" in breakdown:
+        lines.append("")
+        lines.append("where a GM training step's time goes (median s, share):")
+        for part, seconds in breakdown.items():
+            if part not in ("total", "wall_s"):
+                lines.append(
+                    f"  {part:12s} {seconds:8.3f}  "
+                    f"{100 * seconds / breakdown['total']:5.1f} %"
+                )
     memory = results.get("memory", {})
     if "ratio" in memory:
         lines.append("")

@@ -23,7 +23,10 @@ import argparse
 import json
 import statistics
 import tempfile
+import time
 
+import speechbrain as sb
+import torch
 from common import (
     SEPFORMER_HPARAMS,
     UNIFIED_HPARAMS,
@@ -34,6 +37,7 @@ from common import (
     make_brain,
     peak_rss_bytes,
     ratio_summary,
+    synchronize,
 )
 from gmsep.gradient_modulation import GradientModulation
 
@@ -113,6 +117,77 @@ def training_step_ratios(
         },
         "times": times,
     }
+
+
+def gm_step_breakdown(config, seconds, repeats, output_folder, device="cpu"):
+    """Where the time of a GM training step goes, part by part.
+
+    The parts of ``fit_batch`` with GM (mode "project") are run one by one,
+    as ``GradientModulation.backward`` runs them, with a timer around each.
+
+    Arguments
+    ---------
+    config : str
+        A benchmark configuration.
+    seconds : float
+        Duration of the training item (batch size 1).
+    repeats : int
+        Timed steps (after one untimed step).
+    output_folder : str
+        A temporary folder for the hparams' checkpointer.
+    device : str
+        "cpu" or "cuda".
+
+    Returns
+    -------
+    dict
+        Part -> median seconds: ``forward`` (with the losses),
+        ``se_backward`` (the SE gradient of the Encoder and EnhanceNet),
+        ``ss_backward`` (the full SS backward), ``gm_combine`` and
+        ``clip_adam``; ``total``.
+    """
+    hparams = load_hparams(UNIFIED_HPARAMS, config, output_folder)
+    brain = make_brain(hparams, device)
+    batch = make_batch(hparams["num_spks"], seconds)
+    shared = brain.shared_parameters()
+    gradient_modulation = brain.hparams.gradient_modulation
+    parts = {}
+
+    def timed(name, run, *args, **kwargs):
+        synchronize(device)
+        start = time.perf_counter()
+        result = run(*args, **kwargs)
+        synchronize(device)
+        parts.setdefault(name, []).append(time.perf_counter() - start)
+        return result
+
+    def forward():
+        with brain.training_ctx:
+            predictions = brain.compute_forward(batch, sb.Stage.TRAIN)
+            return brain.compute_task_losses(predictions)
+
+    for step in range(1 + repeats):
+        main_loss, aux_loss = timed("forward", forward)
+        aux_grads = timed(
+            "se_backward",
+            torch.autograd.grad,
+            aux_loss,
+            shared,
+            retain_graph=True,
+        )
+        timed("ss_backward", main_loss.backward)
+        main_grads = [p.grad for p in shared]
+        combined = timed(
+            "gm_combine", gradient_modulation.combine, main_grads, aux_grads
+        )
+        for p, grad in zip(shared, combined, strict=True):
+            p.grad = grad
+        timed("clip_adam", brain.optimizers_step)
+        if step == 0:  # warm-up
+            parts.clear()
+    medians = {name: statistics.median(times) for name, times in parts.items()}
+    medians["total"] = sum(medians.values())
+    return medians
 
 
 def training_throughput(
