@@ -15,6 +15,8 @@ $(SETUP): requirements.txt setup.cfg tools/setup.sh tools/fix_torchaudio.py
 demo: $(SETUP)
 	$(PY) -m recipes.demo_corpus --out $(DEMO_DATA)
 	$(PY) train.py hparams/demo.yaml --data_folder $(DEMO_DATA)/Libri2Mix
+	$(PY) -m gmsep export results/demo/1234 --out pretrained/demo --overwrite
+	@echo "Demo model exported to pretrained/demo (see its README.md)"
 
 test: $(SETUP)
 	$(PY) -m pytest -q

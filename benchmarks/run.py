@@ -294,7 +294,7 @@ def format_ratio_rows(results):
             )
         )
     lines = [
-        f"{'ratio (median of interleaved rounds)':46s} {'A s':>8s} {'B s':>8s} "
+        f"{'ratio (median over interleaved rounds)':46s} {'A s':>8s} {'B s':>8s} "
         f"{'A/B':>6s} {'target':>7s}  met"
     ]
     for name, summary in rows:

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -42,6 +44,9 @@ def test_quick_benchmark_runs_and_writes_its_json(tmp_path):
         assert summary["ratio"] > 0 and len(summary["pair_ratios"]) == 2
         assert summary["met"] is None  # targets apply to the paper config
     assert training["params"]["unified"] > training["params"]["sepformer"]
+    parts = ("forward", "se_backward", "ss_backward", "gm_combine", "clip_adam")
+    breakdown = results["breakdown"]
+    assert breakdown["total"] == pytest.approx(sum(breakdown[p] for p in parts))
     assert "skipped" in results["gpu"] or "precisions" in results["gpu"]
     # nothing left behind in the working folder (e.g. checkpoint folders)
     assert os.listdir(tmp_path) == ["bench.json"]
