@@ -74,7 +74,7 @@ MODES = ("min", "max")
 MANIFEST_NAME = "demo_corpus.json"
 
 # Speakers of each split's pool, and talkers heard only in the babble noise.
-SPEAKERS_PER_SPLIT = {"train-360": 40, "dev": 10, "test": 10}
+SPEAKERS_PER_SPLIT = {"train-360": 200, "dev": 20, "test": 20}
 BABBLE_TALKERS_PER_SPLIT = 6
 BABBLE_POOL_SIZE = 8
 
