@@ -24,16 +24,11 @@ from gmsep.brain import NoiseRobustSeparationBrain
 from gmsep.distributed import all_processes_agree, all_reduce_mean
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.batch import PaddedBatch
+from tiny_config import REPO, TINY_MODEL
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODES = ("none", "project", "remedy")
 TINY = {
-    "N_encoder_out": 16,
-    "d_model": 16,
-    "nhead": 2,
-    "d_ffn": 32,
-    "chunk_size": 10,
-    "masknet_layers": 1,
+    **TINY_MODEL,
     "use_speedperturb": False,
     "se_reduction": "mean",
     "se_weight": 100.0,

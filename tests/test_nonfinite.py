@@ -9,15 +9,10 @@ from gmsep.losses import EnhancedFeatureMSE, PITNegSISNR
 from gmsep.model import SeparatorOutput
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.batch import PaddedBatch
+from tiny_config import REPO, TINY_MODEL
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = {
-    "N_encoder_out": 16,
-    "d_model": 16,
-    "nhead": 2,
-    "d_ffn": 32,
-    "chunk_size": 10,
-    "masknet_layers": 1,
+    **TINY_MODEL,
     "use_speedperturb": False,
 }
 

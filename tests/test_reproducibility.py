@@ -4,15 +4,9 @@ import os
 import subprocess
 import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = {
-    "N_encoder_out": 16,
-    "d_model": 16,
-    "nhead": 2,
-    "d_ffn": 32,
-    "chunk_size": 10,
-    "masknet_layers": 1,
-}
+from tiny_config import REPO, TINY_MODEL
+
+TINY = TINY_MODEL
 
 
 def start_run(corpus, output, seed):

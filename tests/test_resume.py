@@ -10,17 +10,10 @@ import pytest
 import torch
 import yaml
 from gmsep.checkpointing import STAGING_PREFIX, AtomicCheckpointer
+from tiny_config import REPO, TINY_MODEL
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N_TRAIN = 12
-TINY = {
-    "N_encoder_out": 16,
-    "d_model": 16,
-    "nhead": 2,
-    "d_ffn": 32,
-    "chunk_size": 10,
-    "masknet_layers": 1,
-}
+TINY = TINY_MODEL
 
 
 class Exploding:
