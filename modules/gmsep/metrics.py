@@ -10,7 +10,6 @@ Authors
 """
 
 import fast_bss_eval
-import torch
 from speechbrain.nnet.losses import get_si_snr_with_pitwrapper
 
 METRIC_NAMES = ("sdr", "sdr_i", "si-snr", "si-snr_i")
@@ -80,6 +79,7 @@ def separation_metrics(est_sources, sources, mix):
 
     Example
     -------
+    >>> import torch
     >>> torch.manual_seed(0) and None
     >>> sources = torch.randn(8000, 2)
     >>> mix = sources.sum(-1)
