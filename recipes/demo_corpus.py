@@ -69,7 +69,7 @@ from scipy.signal import butter, resample_poly, sosfilt
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train-360", "dev", "test")
-DEFAULT_N_MIXTURES = {"train-360": 600, "dev": 60, "test": 60}
+DEFAULT_N_MIXTURES = {"train-360": 1500, "dev": 60, "test": 60}
 MODES = ("min", "max")
 MANIFEST_NAME = "demo_corpus.json"
 
@@ -780,7 +780,7 @@ def generate_demo_corpus(
         the longest).
     n_mixtures : dict, optional
         Split name -> number of mixtures, overriding DEFAULT_N_MIXTURES
-        (train-360: 600, dev: 60, test: 60).
+        (train-360: 1500, dev: 60, test: 60).
     min_duration, max_duration : float
         Range of the source utterance durations in seconds.
     seed : int
