@@ -10,18 +10,9 @@ import pytest
 import torch
 from gmsep.gradient_modulation import GradientModulation
 from gmsep.losses import (
-    EnhancedFeatureMSE,
-    Objective,
-    PITNegSISNR,
     weighted_objectives,
 )
-from gmsep.model import UnifiedSeparator
-from speechbrain.lobes.models.dual_path import (
-    Decoder,
-    Dual_Path_Model,
-    Encoder,
-    SBTransformerBlock,
-)
+from tiny_config import OBJECTIVES, tiny_separator
 
 # one backward of a sum vs two separate ones differ by rounding
 TOL = {"rtol": 1e-4, "atol": 1e-6}
@@ -202,31 +193,6 @@ def test_the_module_does_not_import_speechbrain():
 
 
 # A real step of a tiny unified network
-
-
-def tiny_masknet(num_spks):
-    def block():
-        return SBTransformerBlock(1, 16, 2, d_ffn=32, dropout=0.0)
-
-    return Dual_Path_Model(
-        16, 16, block(), block(), num_layers=1, K=8, num_spks=num_spks
-    )
-
-
-def tiny_separator():
-    torch.manual_seed(0)
-    return UnifiedSeparator(
-        Encoder(kernel_size=4, out_channels=16),
-        tiny_masknet(2),
-        Decoder(16, 1, kernel_size=4, stride=2, bias=False),
-        enhancer=tiny_masknet(1),
-    )
-
-
-OBJECTIVES = [
-    Objective("ss", PITNegSISNR(threshold=None)),
-    Objective("se", EnhancedFeatureMSE(), weight=0.1, auxiliary=True),
-]
 
 
 def fixed_batch():
