@@ -25,8 +25,12 @@ lint: $(SETUP)
 	.venv/bin/ruff check modules recipes tests train.py benchmarks tools
 	.venv/bin/ruff format --check modules recipes tests train.py benchmarks tools
 
+# glibc keeps freed memory for reuse instead of giving it back to the system
+# and faulting it in again every step (what a caching allocator does on a GPU).
+BENCH_ALLOCATOR := glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736
+
 bench: $(SETUP)
-	$(PY) benchmarks/run.py
+	GLIBC_TUNABLES=$(BENCH_ALLOCATOR) $(PY) benchmarks/run.py
 
 clean-demo:
 	rm -rf $(DEMO_DATA) results/demo

@@ -274,6 +274,15 @@ def ratio_summary(times, numerator, denominator, target=None):
     }
 
 
+PAGE_BYTES = resource.getpagesize()
+
+
+def minor_page_faults():
+    """Minor page faults of this process so far: pages the kernel mapped in
+    on first touch, e.g. memory the allocator had given back and took again."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def peak_rss_bytes():
     """Peak resident memory of this process so far (bytes; Linux reports KiB)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -8,6 +8,8 @@ process, interleaved, after a warm-up; medians are reported:
   where the time of a GM step goes (forward, SE and SS backward passes, GM
   arithmetic, clipping and Adam);
 * unified model training step (GM) / SepFormer-alone training step;
+* the same two ratios in arithmetic: the FLOPs of each step, counted (what
+  bounds the timed ratios);
 * unified separation / SpeechBrain's SepformerSeparation (same MaskNet);
 * peak memory of a training step, unified vs SepFormer (each model in a
   process of its own), and of long-recording separation
@@ -39,6 +41,7 @@ from common import REPO_ROOT
 from inference import inference_ratio
 from training_step import (
     gm_step_breakdown,
+    training_step_flops,
     training_step_ratios,
     training_throughput,
 )
@@ -51,10 +54,13 @@ SECTIONS = (
     "long_recording",
     "training",
     "breakdown",
+    "flops",
     "inference",
     "gpu",
 )
 BREAKDOWN_STEPS = 3
+# glibc's malloc settings: `make bench` keeps freed memory in the process.
+ALLOCATOR_VARIABLE = "GLIBC_TUNABLES"
 
 # The paper's recipe: Libri2Mix train-360, wav8k/min, 120 epochs. LibriMix's
 # storage listing (metadata/Libri2Mix/storage_info.txt of its repository)
@@ -239,6 +245,9 @@ def run_sections(args):
                 min(args.repeats, BREAKDOWN_STEPS),
                 output_folder,
             ),
+            "flops": lambda: training_step_flops(
+                args.config, args.seconds, output_folder
+            ),
             "inference": lambda: inference_ratio(
                 args.config,
                 args.seconds,
@@ -272,17 +281,24 @@ def run_sections(args):
 
 
 def format_ratio_rows(results):
-    """Table rows (name, numerator s, denominator s, ratio, target, met)."""
+    """Table rows: name, A and B seconds, A/B, the same ratio in counted
+    FLOPs where there is one, target, met."""
     rows = []
     training = results.get("training", {})
+    flops = results.get("flops", {})
     if "gm_overhead" in training:
         rows.append(
-            ("train step: GM / plain multi-task", training["gm_overhead"])
+            (
+                "train step: GM / plain multi-task",
+                training["gm_overhead"],
+                flops.get("gm_overhead"),
+            )
         )
         rows.append(
             (
                 "train step: unified (GM) / SepFormer",
                 training["unified_vs_sepformer"],
+                flops.get("unified_vs_sepformer"),
             )
         )
     inference = results.get("inference", {})
@@ -291,17 +307,19 @@ def format_ratio_rows(results):
             (
                 "separation: unified / SB SepformerSeparation",
                 inference["unified_vs_sepformer"],
+                None,
             )
         )
     lines = [
         f"{'ratio (median over interleaved rounds)':46s} {'A s':>8s} {'B s':>8s} "
-        f"{'A/B':>6s} {'target':>7s}  met"
+        f"{'A/B':>6s} {'FLOP':>6s} {'target':>7s}  met"
     ]
-    for name, summary in rows:
+    for name, summary, flop_ratio in rows:
+        flop_text = "-" if flop_ratio is None else f"{flop_ratio:.3f}"
         lines.append(
             f"{name:46s} {summary['numerator_s']:8.3f} "
             f"{summary['denominator_s']:8.3f} {summary['ratio']:6.3f} "
-            f"{summary['target']:7.2f}  {MET[summary['met']]}"
+            f"{flop_text:>6s} {summary['target']:7.2f}  {MET[summary['met']]}"
         )
     return lines
 
@@ -312,7 +330,8 @@ def format_report(results, meta):
         f"gmsep benchmarks: config {meta['config']}, {meta['seconds']} s items at "
         f"8 kHz, batch 1, {meta['repeats']} rounds after {meta['warmup']} warm-up; "
         f"torch {meta['torch']}, {meta['threads']} threads, load average "
-        f"{meta['load_average_start'][0]:.1f} -> {meta['load_average_end'][0]:.1f}",
+        f"{meta['load_average_start'][0]:.1f} -> {meta['load_average_end'][0]:.1f}; "
+        f"host allocator: {meta['allocator']}",
         "",
         *format_ratio_rows(results),
     ]
@@ -322,6 +341,22 @@ def format_report(results, meta):
         lines.append(
             f"parameters: unified {params['unified'] / 1e6:.2f} M, SepFormer "
             f"{params['sepformer'] / 1e6:.2f} M"
+        )
+        faults = ", ".join(
+            f"{name} {mib:.0f} MiB"
+            for name, mib in training["page_faults_mib"].items()
+        )
+        lines.append(
+            f"memory mapped in afresh per step (page faults): {faults}"
+        )
+    flops = results.get("flops", {})
+    if "gflop" in flops:
+        lines.append(
+            "counted arithmetic per step (matrix products and convolutions): "
+            + ", ".join(
+                f"{name} {gflop:.1f} GFLOP"
+                for name, gflop in flops["gflop"].items()
+            )
         )
     breakdown = results.get("breakdown", {})
     if "total" in breakdown:
@@ -370,10 +405,18 @@ def main(argv=None):
         "machine": platform.processor() or platform.machine(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "load_average_start": os.getloadavg(),
+        "allocator": os.environ.get(ALLOCATOR_VARIABLE) or "default",
     }
     results = run_sections(args)
     meta["load_average_end"] = os.getloadavg()
     print(format_report(results, meta))
+    if meta["allocator"] == "default" and sys.platform.startswith("linux"):
+        print(
+            "note: glibc gives large freed blocks back to the system and every "
+            "step maps them in again (page faults above); `make bench` sets "
+            f"{ALLOCATOR_VARIABLE} to keep them, as PyTorch's caching allocator "
+            "does on a GPU"
+        )
     if max(meta["load_average_start"][0], meta["load_average_end"][0]) > (
         os.cpu_count() or 1
     ):

@@ -28,6 +28,7 @@ import time
 import speechbrain as sb
 import torch
 from common import (
+    PAGE_BYTES,
     SEPFORMER_HPARAMS,
     UNIFIED_HPARAMS,
     count_parameters,
@@ -35,15 +36,71 @@ from common import (
     load_hparams,
     make_batch,
     make_brain,
+    minor_page_faults,
     peak_rss_bytes,
     ratio_summary,
     synchronize,
 )
 from gmsep.gradient_modulation import GradientModulation
+from torch.utils.flop_counter import FlopCounterMode
 
 MODELS = {"unified": UNIFIED_HPARAMS, "sepformer": SEPFORMER_HPARAMS}
 GM_TARGET = 1.10  # unified_gm / unified_plain
 UNIFIED_TARGET = 1.20  # unified_gm / sepformer
+
+
+def make_contenders(config, seconds, output_folder, device="cpu"):
+    """The three contenders' training steps on one shared batch.
+
+    Arguments
+    ---------
+    config : str
+        A benchmark configuration ("paper", "small", "tiny").
+    seconds : float
+        Duration of the training item (batch size 1).
+    output_folder : str
+        A temporary folder for the hparams' checkpointer.
+    device : str
+        "cpu" or "cuda".
+
+    Returns
+    -------
+    steps : dict
+        ``unified_gm``, ``unified_plain``, ``sepformer`` -> callable running
+        one ``fit_batch``.
+    params : dict
+        Trainable parameters of ``unified`` and ``sepformer``.
+    """
+    unified_hparams = load_hparams(UNIFIED_HPARAMS, config, output_folder)
+    sepformer_hparams = load_hparams(SEPFORMER_HPARAMS, config, output_folder)
+    unified = make_brain(unified_hparams, device)
+    sepformer = make_brain(sepformer_hparams, device)
+    batch = make_batch(unified_hparams["num_spks"], seconds)
+
+    projecting = unified.hparams.gradient_modulation
+    if projecting.mode != "project":
+        raise ValueError(
+            f"{UNIFIED_HPARAMS}: expected gm_mode 'project', got {projecting.mode!r}"
+        )
+    plain = GradientModulation("none")
+
+    def unified_step(gradient_modulation):
+        def step():
+            unified.hparams.gradient_modulation = gradient_modulation
+            unified.fit_batch(batch)
+
+        return step
+
+    steps = {
+        "unified_gm": unified_step(projecting),
+        "unified_plain": unified_step(plain),
+        "sepformer": lambda: sepformer.fit_batch(batch),
+    }
+    params = {
+        "unified": count_parameters(unified.modules),
+        "sepformer": count_parameters(sepformer.modules),
+    }
+    return steps, params
 
 
 def training_step_ratios(
@@ -71,39 +128,27 @@ def training_step_ratios(
     dict
         ``gm_overhead`` and ``unified_vs_sepformer`` (see
         ``common.ratio_summary``), ``params`` (trainable parameters per
-        model) and ``times`` (seconds per contender and round).
+        model), ``times`` (seconds per contender and round) and
+        ``page_faults_mib`` (median memory newly mapped by the process per
+        step: what the host allocator gave back to the system and took again).
     """
-    unified_hparams = load_hparams(UNIFIED_HPARAMS, config, output_folder)
-    sepformer_hparams = load_hparams(SEPFORMER_HPARAMS, config, output_folder)
-    unified = make_brain(unified_hparams, device)
-    sepformer = make_brain(sepformer_hparams, device)
-    batch = make_batch(unified_hparams["num_spks"], seconds)
+    steps, params = make_contenders(config, seconds, output_folder, device)
+    faults = {name: [] for name in steps}
 
-    projecting = unified.hparams.gradient_modulation
-    if projecting.mode != "project":
-        raise ValueError(
-            f"{UNIFIED_HPARAMS}: expected gm_mode 'project', got {projecting.mode!r}"
-        )
-    plain = GradientModulation("none")
+    def counting_faults(name, step):
+        def run():
+            before = minor_page_faults()
+            step()
+            faults[name].append(minor_page_faults() - before)
 
-    def unified_step(gradient_modulation):
-        def step():
-            unified.hparams.gradient_modulation = gradient_modulation
-            unified.fit_batch(batch)
-
-        return step
+        return run
 
     times = interleaved_times(
-        {
-            "unified_gm": unified_step(projecting),
-            "unified_plain": unified_step(plain),
-            "sepformer": lambda: sepformer.fit_batch(batch),
-        },
+        {name: counting_faults(name, step) for name, step in steps.items()},
         repeats,
         warmup,
         device,
     )
-    unified.hparams.gradient_modulation = projecting
     return {
         "gm_overhead": ratio_summary(
             times, "unified_gm", "unified_plain", GM_TARGET
@@ -111,11 +156,54 @@ def training_step_ratios(
         "unified_vs_sepformer": ratio_summary(
             times, "unified_gm", "sepformer", UNIFIED_TARGET
         ),
-        "params": {
-            "unified": count_parameters(unified.modules),
-            "sepformer": count_parameters(sepformer.modules),
-        },
+        "params": params,
         "times": times,
+        "page_faults_mib": {
+            name: statistics.median(counts[warmup:]) * PAGE_BYTES / 2**20
+            for name, counts in faults.items()
+        },
+    }
+
+
+def training_step_flops(config, seconds, output_folder):
+    """Arithmetic of one training step per contender, counted, not timed.
+
+    ``torch.utils.flop_counter`` counts the matrix products and convolutions
+    (forward and backward) that a step dispatches; element-wise work is not
+    counted. The counts do not depend on the machine or its load, so their
+    ratios are what the timed ratios would be if time were arithmetic alone.
+
+    Arguments
+    ---------
+    config : str
+        A benchmark configuration.
+    seconds : float
+        Duration of the training item (batch size 1).
+    output_folder : str
+        A temporary folder for the hparams' checkpointer.
+
+    Returns
+    -------
+    dict
+        ``gflop`` (contender -> GFLOP per step), ``by_operator`` (contender
+        -> operator -> GFLOP), ``gm_overhead`` and ``unified_vs_sepformer``
+        (the same ratios as the timed ones).
+    """
+    steps, _ = make_contenders(config, seconds, output_folder)
+    gflop, by_operator = {}, {}
+    for name, step in steps.items():
+        with FlopCounterMode(display=False) as counter:
+            step()
+        gflop[name] = counter.get_total_flops() / 1e9
+        by_operator[name] = {
+            str(op): count / 1e9
+            for op, count in counter.get_flop_counts()["Global"].items()
+        }
+    return {
+        "gflop": gflop,
+        "by_operator": by_operator,
+        "gm_overhead": gflop["unified_gm"] / gflop["unified_plain"],
+        "unified_vs_sepformer": gflop["unified_gm"] / gflop["sepformer"],
     }
 
 

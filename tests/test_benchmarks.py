@@ -44,6 +44,18 @@ def test_quick_benchmark_runs_and_writes_its_json(tmp_path):
         assert summary["ratio"] > 0 and len(summary["pair_ratios"]) == 2
         assert summary["met"] is None  # targets apply to the paper config
     assert training["params"]["unified"] > training["params"]["sepformer"]
+    assert set(training["page_faults_mib"]) == {
+        "unified_gm",
+        "unified_plain",
+        "sepformer",
+    }
+    # Counted arithmetic: GM adds an SE backward, the EnhanceNet its passes.
+    gflop = results["flops"]["gflop"]
+    assert gflop["unified_gm"] > gflop["unified_plain"] > gflop["sepformer"] > 0
+    assert results["flops"]["gm_overhead"] == pytest.approx(
+        gflop["unified_gm"] / gflop["unified_plain"]
+    )
+    assert "FLOP" in completed.stdout and "host allocator" in completed.stdout
     parts = ("forward", "se_backward", "ss_backward", "gm_combine", "clip_adam")
     breakdown = results["breakdown"]
     assert breakdown["total"] == pytest.approx(sum(breakdown[p] for p in parts))
