@@ -15,7 +15,7 @@ from gmsep.chunking import (
 from gmsep.export import export_pretrained
 from gmsep.inference import NoiseRobustSeparation
 from speechbrain.nnet.losses import cal_si_snr
-from test_export_inference import make_experiment
+from tiny_config import make_experiment
 
 
 @pytest.mark.parametrize("length", [401, 1000, 1234, 4000])

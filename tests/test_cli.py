@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 from gmsep.cli import main
 from gmsep.export import export_pretrained
-from test_export_inference import make_experiment
+from tiny_config import make_experiment
 
 
 @pytest.fixture(scope="module")
