@@ -31,6 +31,7 @@ import argparse
 import csv
 import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -373,6 +374,26 @@ def _librimix_root(data_folder, n_spks):
     return data_folder if is_librimix and not child.is_dir() else child
 
 
+def check_speaker_count(librimix_folder, n_spks):
+    """Raises a DataError when the folder is Libri<K>Mix with K != n_spks.
+
+    Example
+    -------
+    >>> check_speaker_count(Path("LibriMix/Libri3Mix"), 2)
+    Traceback (most recent call last):
+    ...
+    gmsep.data_checks.DataError: LibriMix/Libri3Mix holds Libri3Mix but n_spks=2 (num_spks in the hparams): set num_spks: 3, or give the Libri2Mix folder as data_folder
+    """
+    named = re.fullmatch(r"Libri(\d)Mix", librimix_folder.name)
+    if named and int(named.group(1)) != n_spks:
+        found = int(named.group(1))
+        raise DataError(
+            f"{librimix_folder} holds Libri{found}Mix but n_spks={n_spks} "
+            f"(num_spks in the hparams): set num_spks: {found}, or give the "
+            f"Libri{n_spks}Mix folder as data_folder"
+        )
+
+
 def prepare_librimix(
     data_folder,
     save_folder,
@@ -437,6 +458,7 @@ def prepare_librimix(
     if not skip_prep:
         data_folder = Path(os.path.abspath(data_folder))
         root = _librimix_root(data_folder, n_spks)
+        check_speaker_count(root, n_spks)
         rate_folder = f"wav{sample_rate // 1000}k"
         mix = "mix_both" if condition == "noisy" else "mix_clean"
         columns = {

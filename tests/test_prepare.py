@@ -258,6 +258,17 @@ def test_wrong_speaker_count_names_corpus_folder(tmp_path, make_librimix_tree):
         prepare_librimix(tmp_path, tmp_path / "csv", splits=["dev"])
 
 
+def test_speaker_count_of_librimix_folder_is_named(
+    tmp_path, make_librimix_tree
+):
+    make_librimix_tree(tmp_path, n_spks=2)
+    with pytest.raises(DataError, match=r"Libri2Mix but n_spks=3 \(num_spks"):
+        prepare_librimix(
+            tmp_path / "Libri2Mix", tmp_path / "csv", n_spks=3, splits=["dev"]
+        )
+    assert not (tmp_path / "csv").exists()
+
+
 def test_missing_split_and_subfolder(tmp_path, make_wham_tree):
     make_wham_tree(tmp_path, splits=("tr", "tt"))
     for wav in (tmp_path / "wav8k" / "min" / "tt" / "noise").iterdir():
