@@ -12,9 +12,10 @@ at a time. Two things make the pieces fit together:
 * seams: the overlaps are cross-faded with raised-cosine ramps that sum to
   one, then every sample is divided by the sum of the weights it received.
 
-Memory is bounded by the chunk length: only the preallocated output (B, T, S)
-and one chunk's estimates exist at a time. A recording no longer than one
-chunk is separated in a single call, exactly as without chunking.
+Memory is bounded by the chunk length: besides the preallocated output
+(B, T, S), only one chunk's estimates and weights exist at a time. A
+recording no longer than one chunk is separated in a single call, exactly as
+without chunking.
 
 Pure torch: ``separate`` may be any callable from B, t to B, t, S.
 
@@ -209,8 +210,7 @@ def separate_in_chunks(
         if progress is not None:
             progress(1)
         return est_sources
-
-    output = weight_sum = None
+    output = pending = None
     for i, start in enumerate(starts):
         end = start + chunk_length
         est = separate(mix[:, start:end])  # B, L, S
@@ -218,19 +218,26 @@ def separate_in_chunks(
             output = est.new_zeros(
                 mix.shape[0], length, est.shape[-1]
             )  # B, T, S
-            weight_sum = est.new_zeros(length)  # T
+            # Summed weights of the samples no earlier chunk has finished:
+            # those of the current chunk, [start, end) (the ends increase).
+            pending = est.new_zeros(chunk_length)  # L
         else:
             shared = starts[i - 1] + chunk_length - start
             region = slice(start, start + shared)
             assembled = (
-                output[:, region] / weight_sum[region, None]
+                output[:, region] / pending[:shared, None]
             )  # B, shared, S
             est = align_speakers(est, assembled, shared)
         fade_in = starts[i - 1] + chunk_length - start if i > 0 else 0
         fade_out = end - starts[i + 1] if i + 1 < len(starts) else 0
         weights = cross_fade(chunk_length, fade_in, fade_out).to(est)  # L
         output[:, start:end] += est * weights[:, None]
-        weight_sum[start:end] += weights
+        pending += weights
+        # Samples before the next chunk get no more estimates: normalise them
+        # and move the window of pending weights to the next chunk.
+        done = starts[i + 1] - start if i + 1 < len(starts) else chunk_length
+        output[:, start : start + done].div_(pending[:done, None])
+        pending = torch.cat([pending[done:], pending.new_zeros(done)])
         if progress is not None:
             progress(1)
-    return output.div_(weight_sum[:, None])  # in place: no second B, T, S array
+    return output
