@@ -25,6 +25,7 @@ from common import (
 )
 from gmsep.inference import NoiseRobustSeparation
 from speechbrain.inference.separation import SepformerSeparation
+from torch.utils.flop_counter import FlopCounterMode
 
 INFERENCE_TARGET = 1.15  # unified / sepformer
 
@@ -99,7 +100,9 @@ def inference_ratio(
     Returns
     -------
     dict
-        ``unified_vs_sepformer`` (see ``common.ratio_summary``) and ``times``.
+        ``unified_vs_sepformer`` (see ``common.ratio_summary``), ``times``,
+        and ``gflop``: the counted arithmetic of one separation per interface
+        (matrix products and convolutions) and their ratio.
     """
     unified, sepformer = build_interfaces(config, output_folder, device)
     mix = 0.1 * torch.randn(
@@ -120,15 +123,21 @@ def inference_ratio(
 
         return run
 
-    times = interleaved_times(
-        {"unified": separate(unified), "sepformer": separate(sepformer)},
-        repeats,
-        warmup,
-        device,
-    )
+    contenders = {
+        "unified": separate(unified),
+        "sepformer": separate(sepformer),
+    }
+    times = interleaved_times(contenders, repeats, warmup, device)
+    gflop = {}
+    for name, run in contenders.items():
+        with FlopCounterMode(display=False) as counter:
+            run()
+        gflop[name] = counter.get_total_flops() / 1e9
+    gflop["ratio"] = gflop["unified"] / gflop["sepformer"]
     return {
         "unified_vs_sepformer": ratio_summary(
             times, "unified", "sepformer", INFERENCE_TARGET
         ),
         "times": times,
+        "gflop": gflop,
     }
