@@ -21,7 +21,11 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from gmsep.brain import NoiseRobustSeparationBrain
-from gmsep.distributed import all_processes_agree, all_reduce_mean
+from gmsep.distributed import (
+    all_processes_agree,
+    all_reduce_mean,
+    mean_over_processes,
+)
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.batch import PaddedBatch
 from tiny_config import REPO, TINY_MODEL
@@ -98,9 +102,28 @@ def parameters(brain):
     }
 
 
+def evaluate_three_items(brain, output_folder):
+    """Runs the test stage on three items; returns what the Brain kept."""
+    os.makedirs(output_folder, exist_ok=True)
+    brain.hparams.output_folder = str(output_folder)
+    brain.evaluate(
+        items(3),
+        progressbar=False,
+        test_loader_kwargs={"collate_fn": PaddedBatch},
+    )
+    return {
+        "share": [row["snt_id"] for row in brain.test_metrics],
+        "averages": brain.test_averages,
+        "csv": (output_folder / "test_results.csv").read_text()
+        if (output_folder / "test_results.csv").exists()
+        else None,
+    }
+
+
 def ddp_worker(rank, world_size, folder):
     """One process: a step per GM mode on its own item, then a step where
-    one process's batch is non-finite (every process must skip it)."""
+    one process's batch is non-finite (every process must skip it), then a
+    sharded evaluation of three items (shares of 2 and 1)."""
     os.environ.update(
         RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size)
     )
@@ -138,6 +161,11 @@ def ddp_worker(rank, world_size, folder):
             },
             folder / f"skip-rank{rank}.pt",
         )
+
+        brain = tiny_brain(folder / "eval", "project", distributed=True)
+        evaluation = evaluate_three_items(brain, folder / "eval")
+        evaluation["mean"] = mean_over_processes(float(rank + 1), rank + 1)
+        torch.save(evaluation, folder / f"eval-rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
@@ -174,6 +202,23 @@ def test_a_batch_unusable_on_one_process_is_skipped_by_all(ddp_results):
         assert result["skipped"] == 1
     for name, value in ranks[0]["after"].items():
         torch.testing.assert_close(value, ranks[1]["after"][name])
+
+
+def test_evaluation_is_sharded_and_gathered(ddp_results, tmp_path):
+    ranks = [torch.load(ddp_results / f"eval-rank{r}.pt") for r in (0, 1)]
+    # each item evaluated once, by one process
+    assert ranks[0]["share"] == ["item0", "item2"]
+    assert ranks[1]["share"] == ["item1"]
+    # the count-weighted mean of the processes' means: (1 * 1 + 2 * 2) / 3
+    assert ranks[0]["mean"] == ranks[1]["mean"] == pytest.approx(5 / 3)
+    # whole-set figures in every process; the CSV as one process writes it
+    reference = evaluate_three_items(tiny_brain(tmp_path, "project"), tmp_path)
+    assert ranks[0]["csv"].splitlines()[0] == reference["csv"].splitlines()[0]
+    ids = [row.split(",")[0] for row in ranks[0]["csv"].splitlines()[1:]]
+    assert ids == ["item0", "item1", "item2", "avg"]
+    for result in ranks:
+        for name, value in reference["averages"].items():
+            assert result["averages"][name] == pytest.approx(value, rel=1e-5)
 
 
 def test_collectives_are_the_identity_in_one_process():

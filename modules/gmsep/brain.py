@@ -21,7 +21,13 @@ from speechbrain.utils.distributed import (
     is_distributed_initialized,
 )
 
-from gmsep.distributed import all_processes_agree, all_reduce_mean
+from gmsep.distributed import (
+    EvaluationShardSampler,
+    all_processes_agree,
+    all_reduce_mean,
+    gather_in_item_order,
+    mean_over_processes,
+)
 from gmsep.losses import weighted_objectives
 from gmsep.metrics import METRIC_NAMES, separation_metrics
 
@@ -45,16 +51,25 @@ class NoiseRobustSeparationBrain(sb.Brain):
     Under DDP (``torchrun``) the training set is sharded across processes by
     SpeechBrain; each task's gradient is averaged across processes before the
     modulation, and every decision to skip a batch is taken by all processes
-    together. Validation and test run on the whole set in every process (the
-    models are identical, so are the losses); only the main process writes
-    logs, checkpoints and ``test_results.csv``.
+    together. Validation and test sets are sharded here, every item evaluated
+    once: the losses are averaged over all processes' batches and the
+    per-utterance metrics gathered, so every process sees the whole set's
+    figures; only the main process writes logs, checkpoints and
+    ``test_results.csv``.
     """
 
     def make_dataloader(self, dataset, stage, *args, **loader_kwargs):
         """Makes SpeechBrain's loader; remembers a training set that changes
-        with the epoch (dynamic mixing) to advance it in ``on_stage_start``."""
+        with the epoch (dynamic mixing) to advance it in ``on_stage_start``;
+        under DDP gives each process its share of a validation or test set."""
         if stage == sb.Stage.TRAIN and hasattr(dataset, "set_epoch"):
             self.epoch_dependent_train_set = dataset
+        if (
+            stage != sb.Stage.TRAIN
+            and is_distributed_initialized()
+            and loader_kwargs.get("sampler") is None
+        ):
+            loader_kwargs["sampler"] = EvaluationShardSampler(len(dataset))
         return super().make_dataloader(dataset, stage, *args, **loader_kwargs)
 
     def on_fit_start(self):
@@ -99,7 +114,13 @@ class NoiseRobustSeparationBrain(sb.Brain):
             )
         # The SE target is only needed where the SE loss is: in training.
         clean_mix = clean_mix if stage == sb.Stage.TRAIN else None
-        output = self.modules.separator(mix, clean_mix)
+        separator = self.modules.separator
+        if stage != sb.Stage.TRAIN:
+            # Not through the DDP wrapper: its forward synchronises buffers
+            # with a collective, and the processes' evaluation shares may
+            # differ by one batch.
+            separator = getattr(separator, "module", separator)
+        output = separator(mix, clean_mix)
         return output, sources, mix
 
     def compute_task_losses(self, predictions, stage=sb.Stage.TRAIN):
@@ -228,6 +249,7 @@ class NoiseRobustSeparationBrain(sb.Brain):
         with self.evaluation_ctx:
             predictions = self.compute_forward(batch, stage)
             loss = self.compute_objectives(predictions, batch, stage)
+        self.evaluated_batches += 1
         if stage == sb.Stage.TEST:
             self._store_test_metrics(batch, predictions)
         return loss.detach().cpu()
@@ -247,7 +269,9 @@ class NoiseRobustSeparationBrain(sb.Brain):
             self.test_metrics.append({"snt_id": snt_id, **metrics})
 
     def on_stage_start(self, stage, epoch=None):
-        """Resets the GM statistics (train) or the test metrics (test)."""
+        """Resets the GM statistics (train), the count of evaluated batches
+        and the test metrics (test)."""
+        self.evaluated_batches = 0
         if stage == sb.Stage.TRAIN:
             self.hparams.gradient_modulation.reset_stats()
             train_set = getattr(self, "epoch_dependent_train_set", None)
@@ -258,6 +282,15 @@ class NoiseRobustSeparationBrain(sb.Brain):
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
         """Logs, schedules the learning rate, checkpoints, writes test results."""
+        if stage != sb.Stage.TRAIN and is_distributed_initialized():
+            logger.info(
+                f"{stage.name.lower()}: {self.evaluated_batches} batches "
+                f"evaluated by process {torch.distributed.get_rank()}"
+            )
+            # SpeechBrain's average is over this process's share.
+            stage_loss = mean_over_processes(
+                stage_loss, self.evaluated_batches, self.device
+            )
         stage_stats = {"si-snr": stage_loss}
         if stage == sb.Stage.TRAIN:
             self.train_stats = {
@@ -289,11 +322,11 @@ class NoiseRobustSeparationBrain(sb.Brain):
             )
 
     def write_test_results(self):
-        """Writes ``test_results.csv`` (one row per utterance, then the
-        averages) and returns the averages."""
+        """Writes ``test_results.csv`` (one row per utterance of the whole
+        test set, then the averages) and returns the averages."""
+        rows = gather_in_item_order(self.test_metrics)
         averages = {
-            name: sum(row[name] for row in self.test_metrics)
-            / max(len(self.test_metrics), 1)
+            name: sum(row[name] for row in rows) / max(len(rows), 1)
             for name in METRIC_NAMES
         }
         if if_main_process():
@@ -303,7 +336,7 @@ class NoiseRobustSeparationBrain(sb.Brain):
                     results_file, fieldnames=["snt_id", *METRIC_NAMES]
                 )
                 writer.writeheader()
-                writer.writerows(self.test_metrics)
+                writer.writerows(rows)
                 writer.writerow({"snt_id": "avg", **averages})
             logger.info(f"Per-utterance test results written to {path}")
         return averages

@@ -7,7 +7,10 @@ of the whole batch: DDP averages what the main (SS) backward writes into
 which DDP does not hook, so it is averaged here (``all_reduce_mean``) before
 the modulation. Decisions that change the control flow (skipping a batch)
 must be taken by all processes together, or the next collective hangs
-(``all_processes_agree``).
+(``all_processes_agree``). Validation and test are sharded too: each process
+evaluates its own items (``EvaluationShardSampler``), and the losses and
+per-utterance metrics are combined afterwards (``mean_over_processes``,
+``gather_in_item_order``).
 
 Without an initialised process group every function is the identity.
 
@@ -90,3 +93,108 @@ def all_processes_agree(flags):
     agreed = flags.to(torch.int32)
     dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
     return agreed.bool().tolist()
+
+
+def _world():
+    """(rank, world size); (0, 1) without a process group."""
+    if not is_distributed_initialized():
+        return 0, 1
+    return dist.get_rank(), dist.get_world_size()
+
+
+class EvaluationShardSampler(torch.utils.data.Sampler):
+    """Items rank, rank + W, rank + 2 W, ... of a dataset (W processes).
+
+    Unlike ``torch.utils.data.DistributedSampler`` it never repeats an item to
+    even out the shares, so every item is evaluated exactly once and the
+    averages are those of the whole set.
+
+    Arguments
+    ---------
+    num_items : int
+        Length of the dataset.
+    rank, world_size : int, optional
+        This process and the number of processes; by default those of the
+        process group (0 and 1 without one).
+
+    Example
+    -------
+    >>> list(EvaluationShardSampler(5, rank=1, world_size=2))
+    [1, 3]
+    """
+
+    def __init__(self, num_items, rank=None, world_size=None):
+        default_rank, default_world = _world()
+        self.rank = default_rank if rank is None else rank
+        self.world_size = default_world if world_size is None else world_size
+        self.num_items = num_items
+
+    def __iter__(self):
+        return iter(range(self.rank, self.num_items, self.world_size))
+
+    def __len__(self):
+        return len(range(self.rank, self.num_items, self.world_size))
+
+
+def mean_over_processes(mean, count, device="cpu"):
+    """The mean over all processes' items, from each process's own mean.
+
+    Arguments
+    ---------
+    mean : float
+        This process's mean (anything when ``count`` is 0).
+    count : int
+        How many values it averaged.
+    device : str or torch.device
+        Where the collective runs (the process's device: nccl needs CUDA).
+
+    Returns
+    -------
+    float
+        The count-weighted mean; ``mean`` itself without a process group.
+
+    Example
+    -------
+    >>> mean_over_processes(2.5, 4)
+    2.5
+    """
+    if not is_distributed_initialized():
+        return mean
+    sums = torch.tensor(
+        [float(mean) * count if count else 0.0, float(count)],
+        dtype=torch.float64,
+        device=device,
+    )
+    dist.all_reduce(sums, op=dist.ReduceOp.SUM)
+    total, total_count = sums.tolist()
+    return total / total_count if total_count else float("nan")
+
+
+def gather_in_item_order(rows):
+    """All processes' per-item rows, in the order of the dataset.
+
+    Arguments
+    ---------
+    rows : list
+        This process's rows, one per item of its ``EvaluationShardSampler``
+        share, in that order.
+
+    Returns
+    -------
+    list
+        Every process's rows interleaved back to dataset order (item i came
+        from process i mod W); ``rows`` itself without a process group.
+
+    Example
+    -------
+    >>> gather_in_item_order(["a", "b"])
+    ['a', 'b']
+    """
+    if not is_distributed_initialized():
+        return rows
+    shares = [None] * dist.get_world_size()
+    dist.all_gather_object(shares, rows)
+    ordered = []
+    for i in range(max(len(share) for share in shares)):
+        ordered.extend(share[i] for share in shares if i < len(share))
+    return ordered
