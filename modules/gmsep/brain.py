@@ -68,6 +68,7 @@ class NoiseRobustSeparationBrain(sb.Brain):
             stage != sb.Stage.TRAIN
             and is_distributed_initialized()
             and loader_kwargs.get("sampler") is None
+            and loader_kwargs.get("batch_sampler") is None
         ):
             loader_kwargs["sampler"] = EvaluationShardSampler(len(dataset))
         return super().make_dataloader(dataset, stage, *args, **loader_kwargs)
