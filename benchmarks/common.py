@@ -18,6 +18,7 @@ import time
 
 import torch
 from hyperpyyaml import load_hyperpyyaml
+from torch.utils.flop_counter import FlopCounterMode
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:  # recipes.* is referenced by the hparams
@@ -272,6 +273,28 @@ def ratio_summary(times, numerator, denominator, target=None):
         "target": target,
         "met": None if target is None else ratio <= target,
     }
+
+
+def counted_gflop(run):
+    """Runs ``run()`` once and counts the arithmetic it dispatches.
+
+    ``torch.utils.flop_counter`` counts matrix products and convolutions
+    (forward and backward); element-wise work is not counted.
+
+    Returns
+    -------
+    total : float
+        GFLOP.
+    by_operator : dict
+        Operator name -> GFLOP.
+    """
+    with FlopCounterMode(display=False) as counter:
+        run()
+    by_operator = {
+        str(op): count / 1e9
+        for op, count in counter.get_flop_counts()["Global"].items()
+    }
+    return counter.get_total_flops() / 1e9, by_operator
 
 
 PAGE_BYTES = resource.getpagesize()

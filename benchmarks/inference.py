@@ -19,13 +19,13 @@ import torch
 from common import (
     SEPFORMER_HPARAMS,
     UNIFIED_HPARAMS,
+    counted_gflop,
     interleaved_times,
     load_hparams,
     ratio_summary,
 )
 from gmsep.inference import NoiseRobustSeparation
 from speechbrain.inference.separation import SepformerSeparation
-from torch.utils.flop_counter import FlopCounterMode
 
 INFERENCE_TARGET = 1.15  # unified / sepformer
 
@@ -128,11 +128,7 @@ def inference_ratio(
         "sepformer": separate(sepformer),
     }
     times = interleaved_times(contenders, repeats, warmup, device)
-    gflop = {}
-    for name, run in contenders.items():
-        with FlopCounterMode(display=False) as counter:
-            run()
-        gflop[name] = counter.get_total_flops() / 1e9
+    gflop = {name: counted_gflop(run)[0] for name, run in contenders.items()}
     gflop["ratio"] = gflop["unified"] / gflop["sepformer"]
     return {
         "unified_vs_sepformer": ratio_summary(

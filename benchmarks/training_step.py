@@ -32,6 +32,7 @@ from common import (
     SEPFORMER_HPARAMS,
     UNIFIED_HPARAMS,
     count_parameters,
+    counted_gflop,
     interleaved_times,
     load_hparams,
     make_batch,
@@ -42,7 +43,6 @@ from common import (
     synchronize,
 )
 from gmsep.gradient_modulation import GradientModulation
-from torch.utils.flop_counter import FlopCounterMode
 
 MODELS = {"unified": UNIFIED_HPARAMS, "sepformer": SEPFORMER_HPARAMS}
 GM_TARGET = 1.10  # unified_gm / unified_plain
@@ -192,13 +192,7 @@ def training_step_flops(config, seconds, output_folder):
     steps, _ = make_contenders(config, seconds, output_folder)
     gflop, by_operator = {}, {}
     for name, step in steps.items():
-        with FlopCounterMode(display=False) as counter:
-            step()
-        gflop[name] = counter.get_total_flops() / 1e9
-        by_operator[name] = {
-            str(op): count / 1e9
-            for op, count in counter.get_flop_counts()["Global"].items()
-        }
+        gflop[name], by_operator[name] = counted_gflop(step)
     return {
         "gflop": gflop,
         "by_operator": by_operator,
