@@ -28,8 +28,9 @@ from gmsep.config_checks import (
 )
 from gmsep.data_checks import check_csv_audio
 from gmsep.dataio import dataio_prep
+from gmsep.distributed import leave_process_group
 from hyperpyyaml import load_hyperpyyaml
-from speechbrain.utils.distributed import run_on_main
+from speechbrain.utils.distributed import if_main_process, run_on_main
 
 
 def check_prepared_data(hparams):
@@ -79,9 +80,13 @@ if __name__ == "__main__":
         min_key="si-snr",
         test_loader_kwargs=hparams["dataloader_opts_test"],
     )
-    results = separation_brain.test_averages
-    print(
-        f"Test ({len(separation_brain.test_metrics)} mixtures): "
-        f"SI-SNRi {results['si-snr_i']:.2f} dB, SDRi {results['sdr_i']:.2f} dB; "
-        f"per-utterance results in {hparams['output_folder']}/test_results.csv"
-    )
+    if if_main_process():
+        results = separation_brain.test_averages
+        print(
+            f"Test ({len(separation_brain.test_results)} mixtures): "
+            f"SI-SNRi {results['si-snr_i']:.2f} dB, "
+            f"SDRi {results['sdr_i']:.2f} dB; per-utterance results in "
+            f"{hparams['output_folder']}/test_results.csv"
+        )
+    # Lets the backend's threads finish before the interpreter exits.
+    leave_process_group(separation_brain.device)

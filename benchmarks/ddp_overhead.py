@@ -39,6 +39,7 @@ from common import (
     make_batch,
     ratio_summary,
 )
+from gmsep.distributed import leave_process_group
 
 
 def benchmark_config(config, seconds, repeats, folder):
@@ -108,7 +109,7 @@ def worker(rank, world_size, args, folder):
         benchmark_config(config, args.seconds, args.repeats, folder)
         for config in args.configs
     ]
-    dist.destroy_process_group()
+    leave_process_group()
     if rank == 0:
         with open(os.path.join(folder, "results.json"), "w") as out:
             json.dump(results, out)

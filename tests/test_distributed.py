@@ -24,6 +24,7 @@ from gmsep.brain import NoiseRobustSeparationBrain
 from gmsep.distributed import (
     all_processes_agree,
     all_reduce_mean,
+    leave_process_group,
     mean_over_processes,
 )
 from hyperpyyaml import load_hyperpyyaml
@@ -166,8 +167,10 @@ def ddp_worker(rank, world_size, folder):
         evaluation = evaluate_three_items(brain, folder / "eval")
         evaluation["mean"] = mean_over_processes(float(rank + 1), rank + 1)
         torch.save(evaluation, folder / f"eval-rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
+    except BaseException:
+        dist.destroy_process_group()  # the peer may be gone: no collective
+        raise
+    assert leave_process_group()
 
 
 @pytest.fixture(scope="module")
@@ -227,6 +230,33 @@ def test_collectives_are_the_identity_in_one_process():
     assert averaged[1] is None
     assert torch.equal(averaged[0], grads[0])
     assert all_processes_agree(torch.tensor([True, False])) == [True, False]
+
+
+LEAVE_SCRIPT = """
+import sys, torch, torch.distributed as dist
+from gmsep.distributed import leave_process_group
+dist.init_process_group(
+    "gloo", init_method="file://" + sys.argv[1], rank=0, world_size=1
+)
+model = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(2, 2))
+model(torch.ones(1, 2)).sum().backward()
+dist.all_gather_object([None], ["a row"])
+print("released:", leave_process_group(settle=0.0))
+print("initialised after:", dist.is_initialized())
+"""
+
+
+def test_leave_process_group_sees_the_last_release_and_destroys(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-c", LEAVE_SCRIPT, str(tmp_path / "rendezvous")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "released: True" in run.stdout
+    assert "initialised after: False" in run.stdout
 
 
 def test_torchrun_training_writes_one_complete_test_results(tmp_path):

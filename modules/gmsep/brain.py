@@ -279,7 +279,8 @@ class NoiseRobustSeparationBrain(sb.Brain):
             if train_set is not None:
                 train_set.set_epoch(epoch)
         if stage == sb.Stage.TEST:
-            self.test_metrics = []
+            self.test_metrics = []  # this process's share
+            self.test_results = []  # the whole set, once gathered
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
         """Logs, schedules the learning rate, checkpoints, writes test results."""
@@ -326,6 +327,7 @@ class NoiseRobustSeparationBrain(sb.Brain):
         """Writes ``test_results.csv`` (one row per utterance of the whole
         test set, then the averages) and returns the averages."""
         rows = gather_in_item_order(self.test_metrics)
+        self.test_results = rows
         averages = {
             name: sum(row[name] for row in rows) / max(len(rows), 1)
             for name in METRIC_NAMES

@@ -10,13 +10,18 @@ must be taken by all processes together, or the next collective hangs
 (``all_processes_agree``). Validation and test are sharded too: each process
 evaluates its own items (``EvaluationShardSampler``), and the losses and
 per-utterance metrics are combined afterwards (``mean_over_processes``,
-``gather_in_item_order``).
+``gather_in_item_order``). At the end, ``leave_process_group`` lets the
+backend's threads finish before the interpreter exits.
 
 Without an initialised process group every function is the identity.
 
 Authors
  * gmsep contributors 2026
 """
+
+import threading
+import time
+import weakref
 
 import torch
 import torch.distributed as dist
@@ -198,3 +203,51 @@ def gather_in_item_order(rows):
     for i in range(max(len(share) for share in shares)):
         ordered.extend(share[i] for share in shares if i < len(share))
     return ordered
+
+
+def leave_process_group(device="cpu", settle=0.25, timeout=60.0):
+    """Waits for every process, lets the backend's worker threads finish,
+    then destroys the process group: call it last, before the interpreter
+    exits.
+
+    A worker thread releases a finished collective's tensors after the
+    caller has returned from it, and releasing a tensor that Python has seen
+    takes the interpreter lock. If the interpreter is already shutting down
+    then, the process aborts ("terminate called without an active
+    exception"). ``destroy_process_group`` alone does not prevent it: it
+    stops those threads only once nothing else holds the group, and a DDP
+    wrapper keeps holding it. So the last collective's own tensor is watched
+    until its worker thread has released it, and the lock is left free for
+    ``settle`` more seconds for any release still under way on another
+    worker thread.
+
+    Arguments
+    ---------
+    device : str or torch.device
+        Where the last collective runs (the process's device: nccl needs CUDA).
+    settle : float
+        Seconds the interpreter lock is left free after that release.
+    timeout : float
+        Seconds to wait for the release before going on regardless.
+
+    Returns
+    -------
+    bool
+        Whether the release was seen (True without a process group).
+
+    Example
+    -------
+    >>> leave_process_group()  # no process group: nothing to do
+    True
+    """
+    if not is_distributed_initialized():
+        return True
+    released = threading.Event()
+    last = torch.zeros(1, device=device)
+    weakref.finalize(last, released.set)
+    dist.all_reduce(last)  # every process has arrived
+    del last  # now only the collective's record in the backend holds it
+    seen = released.wait(timeout)
+    time.sleep(settle)
+    dist.destroy_process_group()
+    return seen
