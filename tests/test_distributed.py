@@ -17,6 +17,7 @@ import subprocess
 import sys
 
 import pytest
+import speechbrain as sb
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -166,6 +167,10 @@ def ddp_worker(rank, world_size, folder):
         brain = tiny_brain(folder / "eval", "project", distributed=True)
         evaluation = evaluate_three_items(brain, folder / "eval")
         evaluation["mean"] = mean_over_processes(float(rank + 1), rank + 1)
+        # The train loss: process r's average over r + 1 steps is r + 1.
+        brain.step = rank + 1
+        brain.on_stage_end(sb.Stage.TRAIN, float(rank + 1), epoch=1)
+        evaluation["train_loss"] = brain.train_stats["si-snr"]
         torch.save(evaluation, folder / f"eval-rank{rank}.pt")
     except BaseException:
         dist.destroy_process_group()  # the peer may be gone: no collective
@@ -214,6 +219,9 @@ def test_evaluation_is_sharded_and_gathered(ddp_results, tmp_path):
     assert ranks[1]["share"] == ["item1"]
     # the count-weighted mean of the processes' means: (1 * 1 + 2 * 2) / 3
     assert ranks[0]["mean"] == ranks[1]["mean"] == pytest.approx(5 / 3)
+    # the train loss too, weighted by each process's steps
+    for result in ranks:
+        assert result["train_loss"] == pytest.approx(5 / 3)
     # whole-set figures in every process; the CSV as one process writes it
     reference = evaluate_three_items(tiny_brain(tmp_path, "project"), tmp_path)
     assert ranks[0]["csv"].splitlines()[0] == reference["csv"].splitlines()[0]

@@ -284,15 +284,17 @@ class NoiseRobustSeparationBrain(sb.Brain):
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
         """Logs, schedules the learning rate, checkpoints, writes test results."""
-        if stage != sb.Stage.TRAIN and is_distributed_initialized():
-            logger.info(
-                f"{stage.name.lower()}: {self.evaluated_batches} batches "
-                f"evaluated by process {torch.distributed.get_rank()}"
-            )
+        if is_distributed_initialized():
+            if stage == sb.Stage.TRAIN:
+                batches = self.step
+            else:
+                batches = self.evaluated_batches
+                logger.info(
+                    f"{stage.name.lower()}: {batches} batches "
+                    f"evaluated by process {torch.distributed.get_rank()}"
+                )
             # SpeechBrain's average is over this process's share.
-            stage_loss = mean_over_processes(
-                stage_loss, self.evaluated_batches, self.device
-            )
+            stage_loss = mean_over_processes(stage_loss, batches, self.device)
         stage_stats = {"si-snr": stage_loss}
         if stage == sb.Stage.TRAIN:
             self.train_stats = {
