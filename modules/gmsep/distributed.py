@@ -205,7 +205,7 @@ def gather_in_item_order(rows):
     return ordered
 
 
-def leave_process_group(device="cpu", settle=0.25, timeout=60.0):
+def leave_process_group(device="cpu", settle=0.25, timeout=10.0):
     """Waits for every process, lets the backend's worker threads finish,
     then destroys the process group: call it last, before the interpreter
     exits.
