@@ -20,15 +20,15 @@ Authors
 import sys
 
 import speechbrain as sb
-from gmsep.brain import NoiseRobustSeparationBrain
-from gmsep.config_checks import (
+from gmsep.training.brain import NoiseRobustSeparationBrain
+from gmsep.training.config_checks import (
     check_config,
     check_csv_speakers,
     check_hparams_file,
 )
-from gmsep.data_checks import check_csv_audio
-from gmsep.dataio import dataio_prep
-from gmsep.distributed import leave_process_group
+from gmsep.data.audio import check_csv_audio
+from gmsep.data.pipelines import dataio_prep
+from gmsep.training.distributed import leave_process_group
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import if_main_process, run_on_main
 

@@ -134,9 +134,9 @@ def make_brain(hparams, device="cpu", precision="fp32"):
 
     Returns
     -------
-    gmsep.brain.NoiseRobustSeparationBrain
+    gmsep.training.brain.NoiseRobustSeparationBrain
     """
-    from gmsep.brain import NoiseRobustSeparationBrain
+    from gmsep.training.brain import NoiseRobustSeparationBrain
 
     brain = NoiseRobustSeparationBrain(
         modules=hparams["modules"],

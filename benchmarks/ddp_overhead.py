@@ -3,7 +3,7 @@
 
 Under DDP the main (SS) gradient is averaged by DDP's own hooks, overlapped
 with the backward pass; the SE gradient comes from ``torch.autograd.grad``
-and needs one more all-reduce (``gmsep.distributed.all_reduce_mean``, one
+and needs one more all-reduce (``gmsep.training.distributed.all_reduce_mean``, one
 flattened bucket of the Encoder and EnhanceNet gradients). This benchmark
 runs two gloo processes on CPU and times a full training step
 (``NoiseRobustSeparationBrain.fit_batch``) with that all-reduce and without
@@ -39,7 +39,7 @@ from common import (
     make_batch,
     ratio_summary,
 )
-from gmsep.distributed import leave_process_group
+from gmsep.training.distributed import leave_process_group
 
 
 def benchmark_config(config, seconds, repeats, folder):
@@ -50,9 +50,9 @@ def benchmark_config(config, seconds, repeats, folder):
     dict
         The ratio summary, the all-reduce's median seconds and sizes.
     """
-    import gmsep.brain
-    from gmsep.brain import NoiseRobustSeparationBrain
-    from gmsep.distributed import all_reduce_mean
+    import gmsep.training.brain
+    from gmsep.training.brain import NoiseRobustSeparationBrain
+    from gmsep.training.distributed import all_reduce_mean
 
     hparams = load_hparams(UNIFIED_HPARAMS, config, folder)
     brain = NoiseRobustSeparationBrain(
@@ -67,7 +67,7 @@ def benchmark_config(config, seconds, repeats, folder):
     batch = make_batch(hparams["num_spks"], seconds, seed=dist.get_rank())
 
     def without_reduce():
-        with mock.patch.object(gmsep.brain, "all_reduce_mean", list):
+        with mock.patch.object(gmsep.training.brain, "all_reduce_mean", list):
             brain.fit_batch(batch)
 
     times = interleaved_times(

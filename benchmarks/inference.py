@@ -24,7 +24,7 @@ from common import (
     load_hparams,
     ratio_summary,
 )
-from gmsep.inference import NoiseRobustSeparation
+from gmsep.inference.pretrained import NoiseRobustSeparation
 from speechbrain.inference.separation import SepformerSeparation
 
 INFERENCE_TARGET = 1.15  # unified / sepformer
@@ -44,7 +44,7 @@ def build_interfaces(config, output_folder, device="cpu"):
 
     Returns
     -------
-    unified : gmsep.inference.NoiseRobustSeparation
+    unified : gmsep.inference.pretrained.NoiseRobustSeparation
     sepformer : speechbrain.inference.separation.SepformerSeparation
     """
     run_opts = {"device": device}

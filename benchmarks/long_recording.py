@@ -3,7 +3,7 @@
 
 Separates a synthetic 10-minute 8 kHz recording and a 30-second one with the
 paper-size model (random weights: speed and memory do not depend on them),
-chunk by chunk (gmsep.chunking), and prints for each the real-time factor
+chunk by chunk (gmsep.inference.chunking), and prints for each the real-time factor
 (processing time / audio duration) and the peak memory. Each case runs in its
 own process so that the peaks do not mix; the peak is the process's maximum
 resident set size minus its resident size just before separating (model
@@ -31,13 +31,13 @@ import time
 from pathlib import Path
 
 import torch
-from gmsep.chunking import (
+from gmsep.inference.chunking import (
     DEFAULT_CHUNK_SECONDS,
     DEFAULT_OVERLAP_SECONDS,
     chunk_starts,
     separate_in_chunks,
 )
-from gmsep.export import inference_hparams
+from gmsep.inference.export import inference_hparams
 from hyperpyyaml import load_hyperpyyaml
 
 PAPER_CONFIG = "hparams/sepformer-gm-libri2mix.yaml"

@@ -35,7 +35,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from gmsep.data_checks import DataError, check_audio_file, check_csv_audio
+from gmsep.data.audio import DataError, check_audio_file, check_csv_audio
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def check_folders(data_folder, folders, corpus, layout):
     ... )  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    gmsep.data_checks.DataError: WHAM! ...(found wav16k/ but not wav8k/)...
+    gmsep.data.audio.DataError: WHAM! ...(found wav16k/ but not wav8k/)...
     """
     if not data_folder.is_dir():
         raise DataError(
@@ -382,7 +382,7 @@ def check_speaker_count(librimix_folder, n_spks):
     >>> check_speaker_count(Path("LibriMix/Libri3Mix"), 2)
     Traceback (most recent call last):
     ...
-    gmsep.data_checks.DataError: LibriMix/Libri3Mix holds Libri3Mix but n_spks=2 (num_spks in the hparams): set num_spks: 3, or give the Libri2Mix folder as data_folder
+    gmsep.data.audio.DataError: LibriMix/Libri3Mix holds Libri3Mix but n_spks=2 (num_spks in the hparams): set num_spks: 3, or give the Libri2Mix folder as data_folder
     """
     named = re.fullmatch(r"Libri(\d)Mix", librimix_folder.name)
     if named and int(named.group(1)) != n_spks:

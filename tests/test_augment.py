@@ -1,8 +1,8 @@
-"""Tests of the speed-perturbation remix (gmsep.augment)."""
+"""Tests of the speed-perturbation remix (gmsep.data.augment)."""
 
 import pytest
 import torch
-from gmsep.augment import SpeedPerturbRemix
+from gmsep.data.augment import SpeedPerturbRemix
 
 
 def batch(num_items=2, time=800, num_spks=3):

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from gmsep.chunking import (
+from gmsep.inference.chunking import (
     align_speakers,
     chunk_starts,
     cross_fade,
     separate_in_chunks,
 )
-from gmsep.export import export_pretrained
-from gmsep.inference import NoiseRobustSeparation
+from gmsep.inference.export import export_pretrained
+from gmsep.inference.pretrained import NoiseRobustSeparation
 from speechbrain.nnet.losses import cal_si_snr
 from tiny_config import make_experiment
 

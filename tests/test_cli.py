@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from gmsep.cli import main
-from gmsep.export import export_pretrained
+from gmsep.inference.export import export_pretrained
 from tiny_config import make_experiment
 
 

@@ -1,4 +1,4 @@
-"""Tests of the start-up checks (gmsep.config_checks, train.py): a wrong
+"""Tests of the start-up checks (gmsep.training.config_checks, train.py): a wrong
 setting stops train.py within seconds, before any data is loaded, with a
 message that names the setting."""
 
@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
-from gmsep.config_checks import ConfigError, check_config, check_hparams_file
+from gmsep.training.config_checks import ConfigError, check_config, check_hparams_file
 from gmsep.losses import Objective, PITNegSISNR
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

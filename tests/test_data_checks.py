@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from gmsep.data_checks import (
+from gmsep.data.audio import (
     DataError,
     check_audio_file,
     check_csv_audio,

@@ -1,4 +1,4 @@
-"""Tests of the data pipelines (gmsep.dataio) and dynamic mixing."""
+"""Tests of the data pipelines (gmsep.data.pipelines) and dynamic mixing."""
 
 import csv
 
@@ -7,9 +7,9 @@ import pytest
 import soundfile as sf
 import speechbrain as sb
 import torch
-from gmsep.data_checks import DataError
-from gmsep.dataio import dataio_prep, signal_names
-from gmsep.dynamic_mixing import (
+from gmsep.data.audio import DataError
+from gmsep.data.pipelines import dataio_prep, signal_names
+from gmsep.data.dynamic_mixing import (
     MAX_AMP,
     DynamicMixer,
     DynamicMixingDataset,

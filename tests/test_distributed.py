@@ -1,4 +1,4 @@
-"""Tests of data-parallel training (gmsep.distributed, the Brain under DDP).
+"""Tests of data-parallel training (gmsep.training.distributed, the Brain under DDP).
 
 Two CPU processes (gloo) with one item each must take the same step as one
 process on the two-item batch. The two are mathematically the same update
@@ -21,8 +21,8 @@ import speechbrain as sb
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from gmsep.brain import NoiseRobustSeparationBrain
-from gmsep.distributed import (
+from gmsep.training.brain import NoiseRobustSeparationBrain
+from gmsep.training.distributed import (
     all_processes_agree,
     all_reduce_mean,
     leave_process_group,
@@ -242,7 +242,7 @@ def test_collectives_are_the_identity_in_one_process():
 
 LEAVE_SCRIPT = """
 import sys, torch, torch.distributed as dist
-from gmsep.distributed import leave_process_group
+from gmsep.training.distributed import leave_process_group
 dist.init_process_group(
     "gloo", init_method="file://" + sys.argv[1], rank=0, world_size=1
 )

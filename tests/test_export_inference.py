@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from gmsep.export import ExportError, export_pretrained
-from gmsep.inference import NoiseRobustSeparation, PretrainedFolderError
+from gmsep.inference.export import ExportError, export_pretrained
+from gmsep.inference.pretrained import NoiseRobustSeparation, PretrainedFolderError
 from tiny_config import make_experiment
 
 SAMPLE_RATE = 8000
@@ -50,7 +50,7 @@ def test_export_writes_inference_folder(unified):
         "objectives",
         "optimizer",
         "checkpointer",
-        "gmsep.augment",
+        "gmsep.data.augment",
     ):
         assert training_key not in text
     for key in (

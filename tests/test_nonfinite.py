@@ -1,10 +1,10 @@
-"""Tests of non-finite and degenerate batches in training (gmsep.brain)."""
+"""Tests of non-finite and degenerate batches in training (gmsep.training.brain)."""
 
 import os
 
 import pytest
 import torch
-from gmsep.brain import NoiseRobustSeparationBrain, NonFiniteLossError
+from gmsep.training.brain import NoiseRobustSeparationBrain, NonFiniteLossError
 from gmsep.losses import EnhancedFeatureMSE, PITNegSISNR
 from gmsep.model import SeparatorOutput
 from hyperpyyaml import load_hyperpyyaml

@@ -4,7 +4,7 @@ import csv
 import os
 
 import pytest
-from gmsep.data_checks import DataError
+from gmsep.data.audio import DataError
 
 from recipes import prepare_librimix as librimix_module
 from recipes.prepare_librimix import main, prepare_librimix

@@ -1,4 +1,4 @@
-"""Tests of resuming a killed training run (gmsep.checkpointing, train.py)."""
+"""Tests of resuming a killed training run (gmsep.training.checkpointing, train.py)."""
 
 import os
 import signal
@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 import yaml
-from gmsep.checkpointing import STAGING_PREFIX, AtomicCheckpointer
+from gmsep.training.checkpointing import STAGING_PREFIX, AtomicCheckpointer
 from tiny_config import REPO, TINY_MODEL
 
 N_TRAIN = 12

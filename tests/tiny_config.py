@@ -68,7 +68,7 @@ sample_rate: 8000
 train_data: !ref <save_folder>/libri<num_spks>mix_train-360.csv
 valid_data: !ref <save_folder>/libri<num_spks>mix_dev.csv
 test_data: !ref <save_folder>/libri<num_spks>mix_test.csv
-speed_perturb_remix: !new:gmsep.augment.SpeedPerturbRemix
+speed_perturb_remix: !new:gmsep.data.augment.SpeedPerturbRemix
     sample_rate: !ref <sample_rate>
     speeds: [95, 100, 105]
 N_epochs: 2

@@ -27,17 +27,17 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
-from gmsep.chunking import (
+from gmsep.inference.chunking import (
     DEFAULT_CHUNK_SECONDS,
     DEFAULT_OVERLAP_SECONDS,
     align_speakers,
     chunk_starts,
 )
-from gmsep.data_checks import DataError
-from gmsep.export import ExportError, export_pretrained
-from gmsep.inference import NoiseRobustSeparation, PretrainedFolderError
-from gmsep.metrics import separation_metrics
-from gmsep.plots import plot_histogram, plot_spectrograms
+from gmsep.data.audio import DataError
+from gmsep.inference.export import ExportError, export_pretrained
+from gmsep.inference.pretrained import NoiseRobustSeparation, PretrainedFolderError
+from gmsep.evaluation.metrics import separation_metrics
+from gmsep.evaluation.plots import plot_histogram, plot_spectrograms
 
 USER_ERRORS = (DataError, PretrainedFolderError, ExportError)
 EXIT_USER_ERROR = 2

@@ -23,7 +23,7 @@ import torch
 from speechbrain.dataio.dataio import load_data_csv
 from speechbrain.dataio.dataset import DynamicItemDataset
 
-from gmsep.data_checks import DataError, check_audio_file, read_mono
+from gmsep.data.audio import DataError, check_audio_file, read_mono
 
 # A LibriSpeech utterance ID: <speaker>-<chapter>-<utterance>
 UTTERANCE_ID = re.compile(r"(\d+)-\d+-\d+")

@@ -1,7 +1,7 @@
 """Ready-to-use noise-robust separation from a pretrained folder.
 
 :class:`NoiseRobustSeparation` is a SpeechBrain ``Pretrained`` interface for
-the folders written by :func:`gmsep.export.export_pretrained`. It separates
+the folders written by :func:`gmsep.inference.export.export_pretrained`. It separates
 tensors (``separate_batch``) and audio files of any sample rate and length
 (``separate_file``: resampling, downmixing, chunking of long recordings), and
 returns the denoised mixture of the SE branch (``enhance_batch``,
@@ -30,12 +30,12 @@ from ruamel.yaml.comments import TaggedScalar
 from speechbrain.inference.interfaces import Pretrained
 from speechbrain.utils.fetching import FetchConfig, LocalStrategy
 
-from gmsep.chunking import (
+from gmsep.inference.chunking import (
     DEFAULT_CHUNK_SECONDS,
     DEFAULT_OVERLAP_SECONDS,
     separate_in_chunks,
 )
-from gmsep.data_checks import DataError
+from gmsep.data.audio import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def strict_parameter_transfer(module, path):
     >>> strict_parameter_transfer(torch.nn.Linear(2, 3), path)
     Traceback (most recent call last):
     ...
-    gmsep.inference.PretrainedFolderError: ...lin.ckpt: does not fit its module...
+    gmsep.inference.pretrained.PretrainedFolderError: ...lin.ckpt: does not fit its module...
     """
     state_dict = torch.load(path, map_location="cpu", weights_only=True)
     try:
@@ -108,7 +108,7 @@ def check_pretrained_folder(source, hparams_file="hyperparams.yaml"):
     >>> check_pretrained_folder("speechbrain/sepformer-wham")
     Traceback (most recent call last):
     ...
-    gmsep.inference.PretrainedFolderError: speechbrain/sepformer-wham: no such folder...
+    gmsep.inference.pretrained.PretrainedFolderError: speechbrain/sepformer-wham: no such folder...
     """
     folder = Path(source).absolute()
     if not folder.is_dir():
@@ -218,7 +218,7 @@ class NoiseRobustSeparation(Pretrained):
     >>> model = NoiseRobustSeparation.from_hparams(source="not/a/folder")
     Traceback (most recent call last):
     ...
-    gmsep.inference.PretrainedFolderError: not/a/folder: no such folder...
+    gmsep.inference.pretrained.PretrainedFolderError: not/a/folder: no such folder...
     """
 
     MODULES_NEEDED = ["encoder", "masknet", "decoder"]
@@ -244,7 +244,7 @@ class NoiseRobustSeparation(Pretrained):
         Arguments
         ---------
         source : str or os.PathLike
-            A local folder written by :func:`gmsep.export.export_pretrained`.
+            A local folder written by :func:`gmsep.inference.export.export_pretrained`.
         hparams_file : str
             The configuration file in it.
         overrides : dict, optional
@@ -368,7 +368,7 @@ class NoiseRobustSeparation(Pretrained):
         """Separates mixtures of any length, chunk by chunk when long.
 
         Mixtures longer than ``chunk_seconds`` are separated in overlapping
-        chunks (:mod:`gmsep.chunking`), so memory stays bounded; shorter
+        chunks (:mod:`gmsep.inference.chunking`), so memory stays bounded; shorter
         ones in one pass, exactly as ``separate_batch``.
 
         Arguments
@@ -376,10 +376,10 @@ class NoiseRobustSeparation(Pretrained):
         mix : torch.Tensor
             Noisy mixtures at ``sample_rate``, shape B, T.
         chunk_seconds : float, optional
-            Chunk length; default ``gmsep.chunking.DEFAULT_CHUNK_SECONDS``.
+            Chunk length; default ``gmsep.inference.chunking.DEFAULT_CHUNK_SECONDS``.
         overlap_seconds : float, optional
             Overlap of consecutive chunks; default
-            ``gmsep.chunking.DEFAULT_OVERLAP_SECONDS``, at most a quarter of
+            ``gmsep.inference.chunking.DEFAULT_OVERLAP_SECONDS``, at most a quarter of
             the chunk.
         progress : callable, optional
             Called with 1 after each chunk (e.g. a tqdm bar's ``update``).
@@ -517,9 +517,9 @@ class NoiseRobustSeparation(Pretrained):
         Arguments
         ---------
         chunk_seconds : float, optional
-            Default ``gmsep.chunking.DEFAULT_CHUNK_SECONDS``.
+            Default ``gmsep.inference.chunking.DEFAULT_CHUNK_SECONDS``.
         overlap_seconds : float, optional
-            Default ``gmsep.chunking.DEFAULT_OVERLAP_SECONDS``, at most a
+            Default ``gmsep.inference.chunking.DEFAULT_OVERLAP_SECONDS``, at most a
             quarter of the chunk.
 
         Returns

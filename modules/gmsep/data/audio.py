@@ -114,7 +114,7 @@ def check_audio_file(path, sample_rate=None):
     >>> check_audio_file(path)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    gmsep.data_checks.DataError: ...stereo.wav: has 2 channels, expected mono
+    gmsep.data.audio.DataError: ...stereo.wav: has 2 channels, expected mono
     """
     path = os.fspath(path)
     if not os.path.isfile(path):

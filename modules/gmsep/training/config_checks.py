@@ -78,7 +78,7 @@ def check_hparams_file(hparams_file, overrides=""):
     ...     check_hparams_file(hparams_file.name, "data_folder: /data\\ngm_mode: pcgrad")
     Traceback (most recent call last):
     ...
-    gmsep.config_checks.ConfigError: gm_mode: 'pcgrad' is not one of none, project, remedy
+    gmsep.training.config_checks.ConfigError: gm_mode: 'pcgrad' is not one of none, project, remedy
     """
     yaml = ruamel.yaml.YAML()
     with open(hparams_file, encoding="utf-8") as fin:
@@ -120,7 +120,7 @@ def check_config(hparams, run_opts=None):
     >>> check_config({"precision": "fp16", "objectives": []}, {"device": "cpu"})
     Traceback (most recent call last):
     ...
-    gmsep.config_checks.ConfigError: precision: fp16 needs a CUDA device (device is cpu); use --precision bf16 (CPU mixed precision) or fp32
+    gmsep.training.config_checks.ConfigError: precision: fp16 needs a CUDA device (device is cpu); use --precision bf16 (CPU mixed precision) or fp32
     """
     run_opts = run_opts or {}
     device = run_option("device", hparams, run_opts)

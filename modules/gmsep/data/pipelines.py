@@ -3,12 +3,12 @@
 Every item holds the network input ``mix_sig``, the targets ``s1_sig`` ...
 ``sS_sig``, the noise ``noise_sig`` and the SE target ``clean_sig`` (the clean
 mixture), all float32 1-D tensors at the configured sample rate. Audio is read
-through :func:`gmsep.data_checks.read_mono`, so a bad file is named in the
+through :func:`gmsep.data.audio.read_mono`, so a bad file is named in the
 error instead of surfacing as a shape error inside the model.
 
 Training items are full utterances (the paper) or random crops of
 ``training_signal_len`` samples; with ``dynamic_mixing`` they are new
-mixtures every epoch (:mod:`gmsep.dynamic_mixing`). Shuffling is the
+mixtures every epoch (:mod:`gmsep.data.dynamic_mixing`). Shuffling is the
 Brain's: ``dataloader_opts: {shuffle: True}``.
 
 Authors
@@ -19,8 +19,8 @@ import torch
 from speechbrain.dataio.dataio import load_data_csv
 from speechbrain.dataio.dataset import DynamicItemDataset
 
-from gmsep.data_checks import DataError, check_audio_file, read_mono
-from gmsep.dynamic_mixing import dynamic_mixing_dataset
+from gmsep.data.audio import DataError, check_audio_file, read_mono
+from gmsep.data.dynamic_mixing import dynamic_mixing_dataset
 
 SORTINGS = ("random", "ascending", "descending")
 
@@ -204,7 +204,7 @@ def dataio_prep(hparams):
         ``train``, ``valid``, ``test``: DynamicItemDatasets whose items have
         the keys ``id``, ``mix_sig``, ``s1_sig`` ... ``sS_sig``,
         ``noise_sig``, ``clean_sig``. With dynamic mixing, ``train`` is a
-        :class:`gmsep.dynamic_mixing.DynamicMixingDataset`: call its
+        :class:`gmsep.data.dynamic_mixing.DynamicMixingDataset`: call its
         ``set_epoch`` at the start of every training epoch.
 
     Raises

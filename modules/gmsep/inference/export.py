@@ -4,7 +4,7 @@
 resolved ``hyperparams.yaml``, checkpoints ``save/CKPT+*/separator.ckpt`` and
 ``test_results.csv``. :func:`export_pretrained` turns its best checkpoint
 (lowest validation ``si-snr``, the negative SI-SNR) into the folder that
-``gmsep.inference.NoiseRobustSeparation.from_hparams`` loads::
+``gmsep.inference.pretrained.NoiseRobustSeparation.from_hparams`` loads::
 
     hyperparams.yaml   only the inference modules, a `modules:` dict and a
                        Pretrainer whose paths point to the files below
@@ -109,7 +109,7 @@ def export_pretrained(experiment_dir, out_dir, overwrite=False):
     >>> export_pretrained(getfixture("tmp_path") / "none", "out")
     Traceback (most recent call last):
     ...
-    gmsep.export.ExportError: ...none: experiment folder not found
+    gmsep.inference.export.ExportError: ...none: experiment folder not found
     """
     experiment_dir, out_dir = Path(experiment_dir), Path(out_dir)
     if not experiment_dir.is_dir():
@@ -379,7 +379,7 @@ def inference_hparams_text(tree, module_names, source="hyperparams.yaml"):
         "# ############################################################################\n"
         "# Pretrained noise-robust separator (gmsep): inference modules only.\n"
         f"# Exported from {Path(source).resolve()}\n"
-        "# Load with gmsep.inference.NoiseRobustSeparation.from_hparams(source=<this folder>)\n"
+        "# Load with gmsep.inference.pretrained.NoiseRobustSeparation.from_hparams(source=<this folder>)\n"
         "# ############################################################################\n\n"
         + body.getvalue()
         + "\n# The folder holding this file: set by the loader (see README.md).\n"
@@ -394,7 +394,7 @@ def inference_hparams_text(tree, module_names, source="hyperparams.yaml"):
         + "  # strict: weights that do not fit the modules are an error, not a warning\n"
         "  custom_hooks:\n"
         + entries(
-            lambda name: "!name:gmsep.inference.strict_parameter_transfer"
+            lambda name: "!name:gmsep.inference.pretrained.strict_parameter_transfer"
         )
     )
 
@@ -562,7 +562,7 @@ Exported from `{experiment_dir.resolve()}`, checkpoint `{checkpoint.path.name}`
 ## Usage
 
 ```python
-from gmsep.inference import NoiseRobustSeparation
+from gmsep.inference.pretrained import NoiseRobustSeparation
 
 model = NoiseRobustSeparation.from_hparams(source="<this folder>")
 est_sources = model.separate_file("mix.wav")  # [1, T, S]

@@ -21,7 +21,7 @@ from speechbrain.utils.distributed import (
     is_distributed_initialized,
 )
 
-from gmsep.distributed import (
+from gmsep.training.distributed import (
     EvaluationShardSampler,
     all_processes_agree,
     all_reduce_mean,
@@ -29,7 +29,7 @@ from gmsep.distributed import (
     mean_over_processes,
 )
 from gmsep.losses import weighted_objectives
-from gmsep.metrics import METRIC_NAMES, separation_metrics
+from gmsep.evaluation.metrics import METRIC_NAMES, separation_metrics
 
 logger = logging.getLogger(__name__)
 
