@@ -29,7 +29,9 @@ from gmsep.training.config_checks import (
 from gmsep.data.audio import check_csv_audio
 from gmsep.data.pipelines import dataio_prep
 from gmsep.training.distributed import leave_process_group
-from hyperpyyaml import load_hyperpyyaml
+from gmsep.training.experiment import load_experiment
+from gmsep.training.legacy_checkpoints import refuse_legacy_checkpoints
+from gmsep.training.warm_start import load_separator, separator_pretrainer
 from speechbrain.utils.distributed import if_main_process, run_on_main
 
 
@@ -46,9 +48,10 @@ def check_prepared_data(hparams):
 if __name__ == "__main__":
     hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
     check_hparams_file(hparams_file, overrides)
-    with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
+    hparams, overrides = load_experiment(hparams_file, overrides)
     check_config(hparams, run_opts)
+    refuse_legacy_checkpoints(hparams["save_folder"])
+    pretrained_separator = separator_pretrainer(hparams)
 
     sb.utils.distributed.ddp_init_group(run_opts)
     sb.create_experiment_directory(
@@ -60,6 +63,9 @@ if __name__ == "__main__":
     run_on_main(hparams["prepare_data"])
     run_on_main(check_prepared_data, kwargs={"hparams": hparams})
     datasets = dataio_prep(hparams)
+    if pretrained_separator is not None:
+        # Before fit: a checkpoint of this experiment, if any, then wins.
+        load_separator(pretrained_separator)
 
     separation_brain = NoiseRobustSeparationBrain(
         modules=hparams["modules"],

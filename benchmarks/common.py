@@ -17,7 +17,7 @@ import sys
 import time
 
 import torch
-from hyperpyyaml import load_hyperpyyaml
+from gmsep.training.experiment import included_sections, load_experiment
 from torch.utils.flop_counter import FlopCounterMode
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -100,19 +100,22 @@ def load_hparams(hparams_file, config, output_folder, **overrides):
         **config_overrides,
         **overrides,
     }
-    with open(hparams_file, encoding="utf-8") as fin:
-        return load_hyperpyyaml(fin, all_overrides)
+    return load_experiment(hparams_file, all_overrides)[0]
 
 
 def _top_level_keys(hparams_file):
-    """The top-level keys of a YAML file (an override of a key the file
-    lacks would be an error: the baseline has no enhancer keys)."""
+    """The settings of an experiment file and of its sections (an override
+    of a setting it lacks would be an error: the baseline has no enhancer
+    keys)."""
     with open(hparams_file, encoding="utf-8") as fin:
-        return {
+        keys = {
             line.split(":", 1)[0]
             for line in fin
             if line[:1].isalpha() and ":" in line
         }
+    for section_keys in included_sections(hparams_file).values():
+        keys |= section_keys
+    return keys
 
 
 def count_parameters(module):

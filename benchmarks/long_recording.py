@@ -102,7 +102,7 @@ def build_separator(config):
     training objects of the recipe are not needed here.
     """
     text = inference_hparams(config, {"data_folder": "unused"})
-    hparams = load_hyperpyyaml(text, {"pretrained_path": "unused"})
+    hparams = load_hyperpyyaml(text)
     return hparams["separator"].eval(), hparams["sample_rate"]
 
 

@@ -18,12 +18,11 @@ import os
 import sys
 
 import torch
-from hyperpyyaml import load_hyperpyyaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OVERRIDES = {"data_folder": "/data/LibriMix"}
 # Containers whose shape is the layout itself (described in tests instead).
-LAYOUT_KEYS = ("model", "modules", "checkpointer", "pretrained_separator")
+LAYOUT_KEYS = ("model", "training", "modules", "checkpointer")
 
 
 def describe(value):
@@ -56,15 +55,20 @@ def describe(value):
 
 
 def resolved_values(hparams_file):
-    """Describes every entry of an experiment file, the model section's
-    entries at the top level."""
-    with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, OVERRIDES)
-    values = dict(hparams)
-    values.update(hparams.get("model") or {})
+    """Describes every entry of an experiment file, its sections' entries
+    at the top level."""
+    try:
+        from gmsep.training.experiment import load_experiment
+    except ImportError:  # the flat layout, before sections
+        from hyperpyyaml import load_hyperpyyaml
+
+        with open(hparams_file, encoding="utf-8") as fin:
+            hparams = load_hyperpyyaml(fin, OVERRIDES)
+    else:
+        hparams, _ = load_experiment(hparams_file, OVERRIDES)
     return {
         key: describe(value)
-        for key, value in values.items()
+        for key, value in hparams.items()
         if key not in LAYOUT_KEYS and not key.startswith("__")
     }
 

@@ -21,6 +21,7 @@ import speechbrain as sb
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from gmsep.training.experiment import load_experiment
 from gmsep.training.brain import NoiseRobustSeparationBrain
 from gmsep.training.distributed import (
     all_processes_agree,
@@ -28,7 +29,6 @@ from gmsep.training.distributed import (
     leave_process_group,
     mean_over_processes,
 )
-from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.batch import PaddedBatch
 from tiny_config import REPO, TINY_MODEL
 
@@ -59,8 +59,9 @@ def tiny_brain(output_folder, gm_mode, distributed=False):
         "output_folder": str(output_folder),
         "gm_mode": gm_mode,
     }
-    with open(os.path.join(REPO, "hparams", "demo.yaml")) as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
+    hparams, _ = load_experiment(
+        os.path.join(REPO, "hparams", "demo.yaml"), overrides
+    )
     run_opts = {"device": "cpu"}
     if distributed:
         run_opts["distributed_backend"] = "gloo"
@@ -141,7 +142,7 @@ def ddp_worker(rank, world_size, folder):
         for mode in MODES:
             brain = tiny_brain(folder / mode, mode, distributed=True)
             assert isinstance(
-                brain.modules.separator,
+                brain.separator,
                 torch.nn.parallel.DistributedDataParallel,
             )
             brain.fit_batch(PaddedBatch([mine]))

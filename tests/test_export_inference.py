@@ -13,7 +13,10 @@ import pytest
 import soundfile as sf
 import torch
 from gmsep.inference.export import ExportError, export_pretrained
-from gmsep.inference.pretrained import NoiseRobustSeparation, PretrainedFolderError
+from gmsep.inference.pretrained import (
+    NoiseRobustSeparation,
+    PretrainedFolderError,
+)
 from tiny_config import make_experiment
 
 SAMPLE_RATE = 8000
@@ -172,7 +175,7 @@ def test_export_bad_experiment(tmp_path):
     with pytest.raises(ExportError, match="hyperparams.yaml"):
         export_pretrained(tmp_path, tmp_path / "out")
     exp_dir, _ = make_experiment(tmp_path)
-    for ckpt in (exp_dir / "save").glob("CKPT+*/separator.ckpt"):
+    for ckpt in (exp_dir / "save").glob("CKPT+*/encoder.ckpt"):
         ckpt.unlink()
     with pytest.raises(ExportError, match="no CKPT"):
         export_pretrained(exp_dir, tmp_path / "out")

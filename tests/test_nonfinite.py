@@ -4,10 +4,10 @@ import os
 
 import pytest
 import torch
+from gmsep.training.experiment import load_experiment
 from gmsep.training.brain import NoiseRobustSeparationBrain, NonFiniteLossError
 from gmsep.losses import EnhancedFeatureMSE, PITNegSISNR
 from gmsep.model import SeparatorOutput
-from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.batch import PaddedBatch
 from tiny_config import REPO, TINY_MODEL
 
@@ -29,8 +29,9 @@ def one_thread():
 def tiny_brain(output_folder, **overrides):
     """A demo-recipe Brain with a tiny network, ready for ``fit_batch``."""
     overrides = {**TINY, "output_folder": str(output_folder), **overrides}
-    with open(os.path.join(REPO, "hparams", "demo.yaml")) as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
+    hparams, _ = load_experiment(
+        os.path.join(REPO, "hparams", "demo.yaml"), overrides
+    )
     brain = NoiseRobustSeparationBrain(
         modules=hparams["modules"],
         opt_class=hparams["optimizer"],

@@ -35,11 +35,23 @@ from gmsep.inference.chunking import (
 )
 from gmsep.data.audio import DataError
 from gmsep.inference.export import ExportError, export_pretrained
-from gmsep.inference.pretrained import NoiseRobustSeparation, PretrainedFolderError
+from gmsep.inference.pretrained import (
+    NoiseRobustSeparation,
+    PretrainedFolderError,
+)
 from gmsep.evaluation.metrics import separation_metrics
 from gmsep.evaluation.plots import plot_histogram, plot_spectrograms
+from gmsep.training.legacy_checkpoints import (
+    LegacyCheckpointError,
+    upgrade_checkpoints,
+)
 
-USER_ERRORS = (DataError, PretrainedFolderError, ExportError)
+USER_ERRORS = (
+    DataError,
+    PretrainedFolderError,
+    ExportError,
+    LegacyCheckpointError,
+)
 EXIT_USER_ERROR = 2
 
 
@@ -305,6 +317,17 @@ def export(args):
     return 0
 
 
+def upgrade(args):
+    """``gmsep upgrade-checkpoints``: one-module checkpoints -> one file per
+    module (SpeechBrain's layout); nothing is removed."""
+    converted = upgrade_checkpoints(args.save_folder)
+    for folder in converted:
+        print(f"Converted {folder}")
+    if not converted:
+        print(f"{args.save_folder}: no checkpoint to convert")
+    return 0
+
+
 def build_parser():
     """The argument parser of the ``gmsep`` command."""
     parser = argparse.ArgumentParser(
@@ -378,6 +401,16 @@ def build_parser():
         "--overwrite", action="store_true", help="replace a non-empty --out"
     )
     ex.set_defaults(handler=export)
+
+    up = commands.add_parser(
+        "upgrade-checkpoints",
+        help="convert an experiment's separator.ckpt checkpoints (earlier "
+        "gmsep) to one .ckpt per module",
+    )
+    up.add_argument(
+        "save_folder", metavar="SAVE_FOLDER", help="the experiment's save/"
+    )
+    up.set_defaults(handler=upgrade)
     return parser
 
 

@@ -1,18 +1,23 @@
 """Export of a trained experiment to a pretrained-model folder.
 
 ``python train.py hparams/X.yaml`` leaves an experiment folder with the
-resolved ``hyperparams.yaml``, checkpoints ``save/CKPT+*/separator.ckpt`` and
-``test_results.csv``. :func:`export_pretrained` turns its best checkpoint
-(lowest validation ``si-snr``, the negative SI-SNR) into the folder that
-``gmsep.inference.pretrained.NoiseRobustSeparation.from_hparams`` loads::
+resolved ``hyperparams.yaml`` (its ``model:`` section included),
+checkpoints ``save/CKPT+*/<module>.ckpt`` and ``test_results.csv``.
+:func:`export_pretrained` turns its best checkpoint (lowest validation
+``si-snr``, the negative SI-SNR) into the folder that
+``gmsep.inference.pretrained.NoiseRobustSeparation.from_hparams`` loads, in
+the layout SpeechBrain publishes its separators in::
 
-    hyperparams.yaml   only the inference modules, a `modules:` dict and a
-                       Pretrainer whose paths point to the files below
-    encoder.ckpt       one state_dict per module, split from separator.ckpt
+    hyperparams.yaml   sample_rate, the experiment's model section as it was
+                       trained (modules included) and a Pretrainer
+    encoder.ckpt       one state_dict per module, as checkpointed
     enhancer.ckpt      (absent for baselines without an EnhanceNet)
     masknet.ckpt
     decoder.ckpt
     README.md          the model card: data, configuration, size, results
+
+A SepFormer-alone export is a SpeechBrain SepFormer folder: SpeechBrain's
+``SepformerSeparation.from_hparams`` loads it too.
 
 Authors
  * gmsep contributors 2026
@@ -21,24 +26,29 @@ Authors
 import csv
 import io
 import logging
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import ruamel.yaml
 import torch
 from hyperpyyaml import load_hyperpyyaml, resolve_references
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap
 from speechbrain.utils.checkpoints import Checkpointer
+
+from gmsep.training.experiment import route_overrides
+from gmsep.training.legacy_checkpoints import (
+    UPGRADE_COMMAND,
+    refuse_legacy_checkpoints,
+)
 
 logger = logging.getLogger(__name__)
 
-# The UnifiedSeparator's sub-modules, in the order of the forward pass.
-MODULE_NAMES = ("encoder", "enhancer", "masknet", "decoder")
 REQUIRED_MODULES = ("encoder", "masknet", "decoder")
 HPARAMS_FILE = "hyperparams.yaml"
-CKPT_FILE = "separator.ckpt"
 
-# Experiment keys reported in the model card when they are present.
+# Experiment keys reported in the model card's data table when present.
 DATA_KEYS = (
     "data_folder",
     "train_data",
@@ -49,31 +59,6 @@ DATA_KEYS = (
     "mix_mode",
     "condition",
 )
-CONFIG_KEYS = (
-    "N_encoder_out",
-    "kernel_size",
-    "kernel_stride",
-    "d_model",
-    "nhead",
-    "d_ffn",
-    "chunk_size",
-    "enhancer_blocks",
-    "enhancer_layers",
-    "masknet_blocks",
-    "masknet_layers",
-    "gm_mode",
-    "gm_remedy_k",
-    "se_weight",
-    "se_reduction",
-    "se_detach_target",
-    "training_signal_len",
-    "use_speedperturb",
-    "dynamic_mixing",
-    "N_epochs",
-    "batch_size",
-    "lr",
-    "seed",
-)
 
 
 class ExportError(ValueError):
@@ -83,15 +68,19 @@ class ExportError(ValueError):
 def export_pretrained(experiment_dir, out_dir, overwrite=False):
     """Writes the pretrained-model folder of an experiment's best checkpoint.
 
+    The folder is built in a temporary folder beside ``out_dir`` and moved
+    in when complete; with ``overwrite``, only a folder this function wrote
+    (one with its ``hyperparams.yaml`` and model card) is replaced.
+
     Arguments
     ---------
     experiment_dir : str or os.PathLike
         The ``output_folder`` of a training run: it holds ``hyperparams.yaml``
-        and ``save/CKPT+*/separator.ckpt``.
+        and ``save/CKPT+*/``.
     out_dir : str or os.PathLike
-        The folder to write (created if needed).
+        The folder to write.
     overwrite : bool
-        Replace the content of a non-empty ``out_dir``; refused otherwise.
+        Replace an earlier export in ``out_dir``; refused otherwise.
 
     Returns
     -------
@@ -128,40 +117,95 @@ def export_pretrained(experiment_dir, out_dir, overwrite=False):
                 f"{out_dir}: folder is not empty (use overwrite / --overwrite "
                 "to replace it)"
             )
-        shutil.rmtree(out_dir)
+        if not (out_dir / HPARAMS_FILE).is_file():
+            raise ExportError(
+                f"{out_dir}: not a pretrained folder (no {HPARAMS_FILE}); "
+                "--overwrite only replaces an earlier export"
+            )
 
+    experiment = _load_tree(hparams_path)
+    model = model_section(experiment, hparams_path)
     checkpoint, selection = find_best_checkpoint(experiment_dir / "save")
-    tree = _load_tree(hparams_path)
-    module_names = _module_names(tree, hparams_path)
-    state_dicts = split_state_dict(
-        torch.load(
-            checkpoint.path / CKPT_FILE, map_location="cpu", weights_only=True
-        ),
-        module_names,
-        checkpoint.path / CKPT_FILE,
-    )
+    module_names = list(model["modules"])
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / HPARAMS_FILE).write_text(
-        inference_hparams_text(tree, module_names, hparams_path),
-        encoding="utf-8",
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(
+        tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent)
     )
-    for name, state_dict in state_dicts.items():
-        torch.save(state_dict, out_dir / f"{name}.ckpt")
-    param_counts = _check_loadable(out_dir, module_names)
-    (out_dir / "README.md").write_text(
-        model_card(
-            tree,
-            experiment_dir,
-            checkpoint,
-            selection,
-            param_counts,
-            read_test_averages(experiment_dir / "test_results.csv"),
-        ),
-        encoding="utf-8",
-    )
+    try:
+        (staging / HPARAMS_FILE).write_text(
+            inference_hparams_text(experiment, hparams_path), encoding="utf-8"
+        )
+        for name in module_names:
+            source = checkpoint.path / f"{name}.ckpt"
+            if not source.is_file():
+                raise ExportError(
+                    f"{source}: not found (the experiment's model section has "
+                    f"the modules {', '.join(module_names)})"
+                )
+            shutil.copyfile(source, staging / f"{name}.ckpt")
+        param_counts = _check_loadable(staging, module_names)
+        (staging / "README.md").write_text(
+            model_card(
+                experiment,
+                experiment_dir,
+                checkpoint,
+                selection,
+                param_counts,
+                read_test_averages(experiment_dir / "test_results.csv"),
+            ),
+            encoding="utf-8",
+        )
+        if out_dir.is_dir():
+            shutil.rmtree(out_dir)  # an earlier export (checked above)
+        os.replace(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     logger.info("Exported %s to %s", checkpoint.path, out_dir)
     return out_dir
+
+
+def model_section(experiment, hparams_path):
+    """The experiment's ``model:`` section, checked.
+
+    Arguments
+    ---------
+    experiment : ruamel.yaml.comments.CommentedMap
+        The experiment's resolved YAML.
+    hparams_path : str or os.PathLike
+        Where it comes from, for error messages.
+
+    Returns
+    -------
+    ruamel.yaml.comments.CommentedMap
+        With ``num_spks``, the modules and ``modules:``.
+    """
+    model = experiment.get("model")
+    if not isinstance(model, CommentedMap):
+        hint = ""
+        if "separator" in experiment:
+            hint = (
+                " (it was written by an earlier gmsep, whose experiment files "
+                f"had no sections: run `{UPGRADE_COMMAND} "
+                f"{Path(hparams_path).parent}`, then train.py again with the "
+                "same output folder: it resumes from the last checkpoint and "
+                "rewrites hyperparams.yaml)"
+            )
+        raise ExportError(f"{hparams_path}: no `model:` section{hint}")
+    modules = model.get("modules")
+    missing = [
+        name
+        for name in REQUIRED_MODULES
+        if not isinstance(modules, CommentedMap) or name not in modules
+    ]
+    if missing:
+        raise ExportError(
+            f"{hparams_path}: the model section's `modules:` lacks "
+            f"{', '.join(missing)}"
+        )
+    if "sample_rate" not in experiment:
+        raise ExportError(f"{hparams_path}: no sample_rate")
+    return model
 
 
 def find_best_checkpoint(save_dir):
@@ -185,14 +229,15 @@ def find_best_checkpoint(save_dir):
     Raises
     ------
     ExportError
-        When the folder holds no checkpoint with a ``separator.ckpt``.
+        When the folder holds no checkpoint of the network's modules.
     """
     if not save_dir.is_dir():
         raise ExportError(f"{save_dir}: checkpoint folder not found")
     checkpointer = Checkpointer(save_dir)
+    refuse_legacy_checkpoints(save_dir)
 
     def has_separator(ckpt):
-        return (ckpt.path / CKPT_FILE).is_file()
+        return (ckpt.path / "encoder.ckpt").is_file()
 
     checkpoint = checkpointer.find_checkpoint(
         min_key="si-snr", ckpt_predicate=has_separator
@@ -202,7 +247,7 @@ def find_best_checkpoint(save_dir):
     checkpoint = checkpointer.find_checkpoint(ckpt_predicate=has_separator)
     if checkpoint is None:
         raise ExportError(
-            f"{save_dir}: no CKPT+* folder with a {CKPT_FILE} (did the "
+            f"{save_dir}: no CKPT+* folder with an encoder.ckpt (did the "
             "training run save a checkpoint?)"
         )
     logger.warning(
@@ -214,68 +259,22 @@ def find_best_checkpoint(save_dir):
     return checkpoint, "most recent (no checkpoint has a validation si-snr)"
 
 
-def split_state_dict(state_dict, module_names, source="separator.ckpt"):
-    """Splits a UnifiedSeparator state_dict into one state_dict per module.
-
-    Arguments
-    ---------
-    state_dict : dict
-        Keys ``encoder.*``, ``enhancer.*``, ``masknet.*``, ``decoder.*``.
-    module_names : sequence of str
-        The modules the configuration defines.
-    source : str or os.PathLike
-        Where the state_dict comes from, for error messages.
-
-    Returns
-    -------
-    dict
-        Module name -> its state_dict (prefix removed).
-
-    Raises
-    ------
-    ExportError
-        When a key belongs to no module, or a module has no parameters.
-
-    Example
-    -------
-    >>> sd = {"encoder.w": 1, "masknet.w": 2, "decoder.w": 3}
-    >>> split_state_dict(sd, ["encoder", "masknet", "decoder"])["masknet"]
-    {'w': 2}
-    """
-    parts = {name: {} for name in module_names}
-    for key, value in state_dict.items():
-        name, _, param = key.partition(".")
-        if name not in parts:
-            raise ExportError(
-                f"{source}: parameter {key!r} belongs to no module of the "
-                f"configuration ({', '.join(module_names)})"
-            )
-        parts[name][param] = value
-    empty = [name for name, part in parts.items() if not part]
-    if empty:
-        raise ExportError(
-            f"{source}: no parameters for {', '.join(empty)} (checkpoint and "
-            "configuration describe different models)"
-        )
-    return parts
-
-
 def inference_hparams(hparams_path, overrides=None):
-    """The inference-only YAML of an experiment's (or a recipe's) hparams file.
+    """The pretrained-folder YAML of an experiment (or recipe) file.
 
     Arguments
     ---------
     hparams_path : str or os.PathLike
-        A YAML with a ``separator: !new:gmsep.model.UnifiedSeparator`` entry.
+        An experiment file with a ``model:`` section.
     overrides : dict, optional
         Values to set before resolving, e.g. ``{"data_folder": "..."}`` for
-        a recipe file whose data_folder is a placeholder.
+        a recipe file whose data_folder is a placeholder; routed into the
+        sections as on the command line.
 
     Returns
     -------
     str
-        See :func:`inference_hparams_text`; load it with
-        ``load_hyperpyyaml(text, {"pretrained_path": folder})``.
+        See :func:`inference_hparams_text`.
 
     Example
     -------
@@ -284,18 +283,14 @@ def inference_hparams(hparams_path, overrides=None):
     True
     """
     hparams_path = Path(hparams_path)
-    tree = _load_tree(hparams_path, overrides)
-    return inference_hparams_text(
-        tree, _module_names(tree, hparams_path), hparams_path
-    )
+    tree = _load_tree(hparams_path, route_overrides(hparams_path, overrides))
+    model_section(tree, hparams_path)
+    return inference_hparams_text(tree, hparams_path)
 
 
 def _load_tree(hparams_path, overrides=None):
-    """Parses an hparams YAML with every !ref resolved and tags kept.
-
-    Resolving turns references into YAML anchors and aliases, so each
-    module node carries all it depends on: its closure comes with it.
-    """
+    """Parses an hparams YAML with every !ref and !include resolved and
+    the tags kept: references become YAML anchors and aliases."""
     with open(hparams_path, encoding="utf-8") as fin:
         resolved = resolve_references(fin, overrides).getvalue()
     tree = ruamel.yaml.YAML().load(resolved)
@@ -304,51 +299,16 @@ def _load_tree(hparams_path, overrides=None):
     return tree
 
 
-def _module_names(tree, hparams_path):
-    """The modules of the experiment's ``separator`` (enhancer only if set)."""
-    separator = tree.get("separator")
-    if not isinstance(separator, CommentedMap):
-        raise ExportError(
-            f"{hparams_path}: no `separator: !new:gmsep.model.UnifiedSeparator` "
-            "entry"
-        )
-    missing = [name for name in REQUIRED_MODULES if separator.get(name) is None]
-    if missing:
-        raise ExportError(
-            f"{hparams_path}: the separator defines no {', '.join(missing)}"
-        )
-    if "sample_rate" not in tree:
-        raise ExportError(f"{hparams_path}: no sample_rate")
-    return [name for name in MODULE_NAMES if separator.get(name) is not None]
-
-
-def _containers(node, found):
-    """Collects the ids of every mapping and sequence inside node."""
-    if isinstance(node, (CommentedMap, CommentedSeq)):
-        if id(node) in found:
-            return
-        found.add(id(node))
-        children = node.values() if isinstance(node, CommentedMap) else node
-        for child in children:
-            _containers(child, found)
-
-
-def inference_hparams_text(tree, module_names, source="hyperparams.yaml"):
-    """The pretrained folder's hyperparams.yaml.
-
-    It keeps the separator, its modules and the experiment's named entries
-    they depend on (e.g. ``masknet_intra``), plus ``sample_rate``,
-    ``num_spks``, a ``modules:`` dict and a Pretrainer whose paths are
-    ``<pretrained_path>/<module>.ckpt``. ``pretrained_path`` is a
-    placeholder that the loader sets to the folder, so a copied or moved
-    folder never loads weights from its old place.
+def inference_hparams_text(experiment, source=HPARAMS_FILE):
+    """The pretrained folder's hyperparams.yaml: ``sample_rate``, the
+    experiment's model section as it was trained, and a Pretrainer that
+    loads ``<module>.ckpt`` for every entry of its ``modules:``, from the
+    folder the loader is given (SpeechBrain's published layout: no paths).
 
     Arguments
     ---------
-    tree : ruamel.yaml.comments.CommentedMap
-        The experiment's resolved YAML.
-    module_names : sequence of str
-        The modules to keep (``enhancer`` only for the unified model).
+    experiment : ruamel.yaml.comments.CommentedMap
+        The experiment's resolved YAML (with its ``model:`` section).
     source : str or os.PathLike
         The experiment YAML, named in the header.
 
@@ -356,46 +316,29 @@ def inference_hparams_text(tree, module_names, source="hyperparams.yaml"):
     -------
     str
     """
-    separator = tree["separator"]
-    needed = set()
-    _containers(separator, needed)
-
-    kept = CommentedMap()
-    kept["sample_rate"] = tree["sample_rate"]
-    kept["num_spks"] = separator.get("num_spks", tree.get("num_spks"))
-    for key, value in tree.items():
-        if id(value) in needed and key not in ("separator", *MODULE_NAMES):
-            kept[key] = value
-    for name in module_names:
-        kept[name] = separator[name]
-    kept["separator"] = separator
+    model = experiment["model"]
+    folder = CommentedMap(sample_rate=experiment["sample_rate"])
+    folder.update(model)
     body = io.StringIO()
-    ruamel.yaml.YAML().dump(kept, body)
-
-    def entries(value):
-        return "".join(f"    {name}: {value(name)}\n" for name in module_names)
-
+    yaml = ruamel.yaml.YAML()
+    yaml.indent(mapping=4, sequence=6, offset=4)  # as the hparams files
+    yaml.dump(folder, body)
+    hooks = "".join(
+        f"        {name}: !name:gmsep.inference.pretrained.strict_parameter_transfer\n"
+        for name in model["modules"]
+    )
     return (
         "# ############################################################################\n"
-        "# Pretrained noise-robust separator (gmsep): inference modules only.\n"
-        f"# Exported from {Path(source).resolve()}\n"
+        "# Pretrained noise-robust separator (gmsep): the model section of\n"
+        f"# {Path(source).resolve()}\n"
         "# Load with gmsep.inference.pretrained.NoiseRobustSeparation.from_hparams(source=<this folder>)\n"
         "# ############################################################################\n\n"
         + body.getvalue()
-        + "\n# The folder holding this file: set by the loader (see README.md).\n"
-        "pretrained_path: !PLACEHOLDER\n\n"
-        "modules:\n"
-        + entries(lambda name: f"!ref <{name}>")
-        + "\npretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer\n"
-        "  loadables:\n"
-        + entries(lambda name: f"!ref <{name}>")
-        + "  paths:\n"
-        + entries(lambda name: f"!ref <pretrained_path>/{name}.ckpt")
-        + "  # strict: weights that do not fit the modules are an error, not a warning\n"
-        "  custom_hooks:\n"
-        + entries(
-            lambda name: "!name:gmsep.inference.pretrained.strict_parameter_transfer"
-        )
+        + "\n# <module>.ckpt of every module, from the folder given to the loader\n"
+        "pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer\n"
+        "    loadables: !ref <modules>\n"
+        "    # strict: weights that do not fit the modules are an error, not a warning\n"
+        "    custom_hooks:\n" + hooks
     )
 
 
@@ -406,7 +349,7 @@ def _check_loadable(out_dir, module_names):
     card reports the model that was actually loaded.
     """
     with open(out_dir / HPARAMS_FILE, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, {"pretrained_path": str(out_dir)})
+        hparams = load_hyperpyyaml(fin)
     counts = {}
     for name in module_names:
         module = hparams["modules"][name]
@@ -460,6 +403,17 @@ def read_test_averages(csv_path):
     return result
 
 
+def _scalars(mapping, skip=()):
+    """The entries of a YAML mapping that are plain values, not objects."""
+    return {
+        key: value
+        for key, value in mapping.items()
+        if key not in skip
+        and not key.startswith("__")
+        and (value is None or isinstance(value, (bool, int, float, str)))
+    }
+
+
 def _format_value(value):
     """A YAML scalar as the model card shows it."""
     return "null" if value is None else str(value)
@@ -497,13 +451,16 @@ def model_card(
     )
     name = tree.get("experiment_name", experiment_dir.name)
 
-    def table(keys):
-        rows = [
-            f"| {key} | {_format_value(tree[key])} |"
-            for key in keys
-            if key in tree
-        ]
+    def table(values):
+        rows = [f"| {k} | {_format_value(v)} |" for k, v in values.items()]
         return "| key | value |\n|---|---|\n" + "\n".join(rows)
+
+    data = {key: tree[key] for key in DATA_KEYS if key in tree}
+    paths = ("experiment_name", "output_folder", "save_folder", "train_log")
+    training = _scalars(tree, skip=(*DATA_KEYS, *paths))
+    training.update(
+        _scalars(tree.get("training") or {}, skip=(*DATA_KEYS, *paths))
+    )
 
     meta = ", ".join(
         f"{key} = {value}"
@@ -543,11 +500,15 @@ Exported from `{experiment_dir.resolve()}`, checkpoint `{checkpoint.path.name}`
 
 ## Training data
 
-{table(DATA_KEYS)}
+{table(data)}
 
-## Configuration
+## Model (the model section)
 
-{table(CONFIG_KEYS)}
+{table(_scalars(tree["model"], skip=("num_spks",)))}
+
+## Training
+
+{table(training)}
 
 ## Parameters
 
@@ -576,7 +537,8 @@ python -m gmsep separate mix.wav --model <this folder> --out separated/
 python -m gmsep evaluate --model <this folder> --csv test.csv --out eval/
 ```
 
-Only local folders are loaded (no download). With SpeechBrain's own loader,
-give the folder twice: `Pretrained.from_hparams(source=folder,
-overrides={{"pretrained_path": folder}})`.
+Only local folders are loaded (no download). The folder has SpeechBrain's
+published layout (hyperparams.yaml and one `<module>.ckpt` per module), so
+SpeechBrain's own loaders take it as well; a SepFormer without EnhanceNet
+loads with `speechbrain.inference.separation.SepformerSeparation`.
 """

@@ -36,6 +36,7 @@ from gmsep.inference.chunking import (
     separate_in_chunks,
 )
 from gmsep.data.audio import DataError
+from gmsep.model import UnifiedSeparator
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,12 @@ def strict_parameter_transfer(module, path):
             f"{path}: does not fit its module in hyperparams.yaml "
             f"({str(err).splitlines()[0]} ...)"
         ) from err
+
+
+def _names_pretrained_path(hparams_path):
+    """Whether a folder's hyperparams.yaml has a ``pretrained_path`` entry."""
+    tree = ruamel.yaml.YAML().load(hparams_path.read_text(encoding="utf-8"))
+    return "pretrained_path" in tree
 
 
 def check_pretrained_folder(source, hparams_file="hyperparams.yaml"):
@@ -131,8 +138,11 @@ def check_pretrained_folder(source, hparams_file="hyperparams.yaml"):
             f"{hparams_path}: no `pretrainer:` with `loadables` (is this a "
             "folder written by `python -m gmsep export`?)"
         )
+    loadables = pretrainer["loadables"]
+    if isinstance(loadables, TaggedScalar):  # `!ref <modules>`
+        loadables = tree.get(loadables.value.strip("<>")) or {}
     paths = pretrainer.get("paths") or {}
-    for name in pretrainer["loadables"]:
+    for name in loadables:
         path = paths.get(name, f"{name}.ckpt")
         if isinstance(path, TaggedScalar):
             path = path.value
@@ -210,8 +220,11 @@ class NoiseRobustSeparation(Pretrained):
         model = NoiseRobustSeparation.from_hparams(source="pretrained/demo")
 
     The folder must hold ``hyperparams.yaml`` (``sample_rate``, ``num_spks``,
-    the ``separator``, ``modules`` and a ``pretrainer``) and one ``.ckpt``
-    per module; ``enhancer`` is absent for baseline separators.
+    ``modules`` and a ``pretrainer``) and one ``.ckpt`` per module;
+    ``enhancer`` is absent for baseline separators. A SpeechBrain SepFormer
+    folder (as SpeechBrain publishes sepformer-wham, -libri2mix, ...) loads
+    as a separator without EnhanceNet: the network is built from its
+    ``encoder``, ``masknet`` and ``decoder`` when it names no ``separator``.
 
     Example
     -------
@@ -222,7 +235,7 @@ class NoiseRobustSeparation(Pretrained):
     """
 
     MODULES_NEEDED = ["encoder", "masknet", "decoder"]
-    HPARAMS_NEEDED = ["sample_rate", "num_spks", "separator"]
+    HPARAMS_NEEDED = ["sample_rate", "num_spks"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -233,7 +246,16 @@ class NoiseRobustSeparation(Pretrained):
             raise PretrainedFolderError(
                 f"hyperparams.yaml: `modules:` lacks {', '.join(missing)}"
             )
-        self.separator = self.hparams.separator.to(self.device).eval()
+        separator = getattr(self.hparams, "separator", None)
+        if separator is None:  # a SpeechBrain separator folder
+            separator = UnifiedSeparator(
+                encoder=self.mods.encoder,
+                masknet=self.mods.masknet,
+                decoder=self.mods.decoder,
+                enhancer=getattr(self.mods, "enhancer", None),
+                num_spks=self.hparams.num_spks,
+            )
+        self.separator = separator.to(self.device).eval()
 
     @classmethod
     def from_hparams(
@@ -258,7 +280,9 @@ class NoiseRobustSeparation(Pretrained):
         NoiseRobustSeparation
         """
         folder = check_pretrained_folder(source, hparams_file)
-        overrides = {"pretrained_path": str(folder), **(overrides or {})}
+        if _names_pretrained_path(folder / hparams_file):
+            # Folders of earlier exports locate their files through it.
+            overrides = {"pretrained_path": str(folder), **(overrides or {})}
         # NO_LINK reads every file from the folder itself; overwrite skips
         # SpeechBrain's reuse of whatever a savedir already holds.
         kwargs["local_strategy"] = LocalStrategy.NO_LINK

@@ -41,8 +41,11 @@ class NonFiniteLossError(RuntimeError):
 class NoiseRobustSeparationBrain(sb.Brain):
     """Trains and evaluates a ``gmsep.model.UnifiedSeparator``.
 
-    Expected in ``modules``: ``separator`` (the UnifiedSeparator). Expected in
-    ``hparams``: ``num_spks``, ``objectives`` (list of ``gmsep.losses.Objective``),
+    Expected in ``modules``: the network's parts under SpeechBrain's names,
+    ``encoder``, ``masknet``, ``decoder`` and (unified network) ``enhancer``;
+    they are trained, checkpointed and exported one by one. Expected in
+    ``hparams``: ``separator`` (the ``UnifiedSeparator`` built from them),
+    ``num_spks``, ``objectives`` (list of ``gmsep.losses.Objective``),
     ``gradient_modulation`` (``gmsep.gradient_modulation.GradientModulation``),
     ``use_speedperturb`` and ``speed_perturb_remix``, ``loss_upper_lim``,
     ``lr_scheduler``, ``epoch_counter``, ``train_logger``, ``output_folder``
@@ -57,6 +60,36 @@ class NoiseRobustSeparationBrain(sb.Brain):
     figures; only the main process writes logs, checkpoints and
     ``test_results.csv``.
     """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # What the forward pass runs: the whole network, wrapped as one
+        # module under DDP or DP (see _wrap_distributed).
+        self.separator = self.hparams.separator
+        if self.checkpointer is not None:
+            # The network's parts are recoverables under their module names,
+            # as in SpeechBrain's recipes, whatever the backbone.
+            self.checkpointer.add_recoverables(
+                {name: self.modules[name] for name in self.modules}
+            )
+
+    def _wrap_distributed(self):
+        """Wraps the UnifiedSeparator in ONE DDP (or DP) wrapper instead of
+        each module in its own: the forward pass runs the four modules
+        together (the Encoder twice in training), which per-module wrappers
+        would not see. The modules keep their parameters, so the optimiser
+        and the checkpointer are unchanged."""
+        if self.distributed_launch:
+            device_ids = (
+                None if self.distributed_backend == "gloo" else [self.device]
+            )
+            self.separator = torch.nn.parallel.DistributedDataParallel(
+                self.hparams.separator,
+                device_ids=device_ids,
+                find_unused_parameters=self.find_unused_parameters,
+            )
+        elif self.data_parallel_backend:
+            self.separator = torch.nn.DataParallel(self.hparams.separator)
 
     def make_dataloader(self, dataset, stage, *args, **loader_kwargs):
         """Makes SpeechBrain's loader; remembers a training set that changes
@@ -115,7 +148,7 @@ class NoiseRobustSeparationBrain(sb.Brain):
             )
         # The SE target is only needed where the SE loss is: in training.
         clean_mix = clean_mix if stage == sb.Stage.TRAIN else None
-        separator = self.modules.separator
+        separator = self.separator
         if stage != sb.Stage.TRAIN:
             # Not through the DDP wrapper: its forward synchronises buffers
             # with a collective, and the processes' evaluation shares may
