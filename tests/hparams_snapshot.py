@@ -35,10 +35,17 @@ def describe(value):
     if isinstance(value, dict):
         return {str(k): describe(v) for k, v in value.items()}
     if isinstance(value, torch.nn.Module):
+        # The printed module names every layer and size; the plain
+        # attributes of its parts add what printing omits (e.g. the chunk
+        # size K of a Dual_Path_Model).
+        settings = [
+            (name, _plain_attributes(part))
+            for name, part in value.named_modules()
+        ]
+        structure = f"{value}\n{settings}"
         return {
             "class": type(value).__name__,
-            # the printed module names every layer and size
-            "structure": hashlib.sha1(str(value).encode()).hexdigest()[:16],
+            "structure": hashlib.sha1(structure.encode()).hexdigest()[:16],
             "parameters": sum(p.numel() for p in value.parameters()),
         }
     if isinstance(value, functools.partial):
@@ -46,12 +53,20 @@ def describe(value):
             "function": f"{value.func.__module__}.{value.func.__qualname__}",
             "keywords": describe(value.keywords),
         }
-    attributes = {
-        k: describe(v)
-        for k, v in sorted(vars(value).items())
-        if v is None or isinstance(v, (bool, int, float, str, list, tuple))
+    return {
+        "class": type(value).__name__,
+        "attributes": _plain_attributes(value),
     }
-    return {"class": type(value).__name__, "attributes": attributes}
+
+
+def _plain_attributes(obj):
+    """An object's attributes that are plain values, sorted by name."""
+    return {
+        k: describe(v)
+        for k, v in sorted(vars(obj).items())
+        if not k.startswith("_")
+        and (v is None or isinstance(v, (bool, int, float, str, list, tuple)))
+    }
 
 
 def resolved_values(hparams_file):

@@ -1,0 +1,118 @@
+"""Tests of the experiment layout (gmsep.training.experiment): every
+experiment file resolves to the values it had before the model and training
+sections were split out, command-line overrides reach the section that
+defines them, and the network's modules carry SpeechBrain's names."""
+
+import json
+import os
+
+import pytest
+from gmsep.training.brain import NoiseRobustSeparationBrain
+from gmsep.training.config_checks import ConfigError
+from gmsep.training.experiment import (
+    included_sections,
+    load_experiment,
+    route_overrides,
+)
+from hparams_snapshot import experiment_files, resolved_values
+from tiny_config import REPO, TINY_MODEL
+
+DEMO = os.path.join(REPO, "hparams", "demo.yaml")
+SNAPSHOT = os.path.join(REPO, "tests", "data", "resolved_hparams.json")
+# Settings added since the description was written, at their faithful
+# (paper) value, which leaves the experiment as it was.
+NEW_SETTINGS = {"pretrained_separator": None}
+
+
+@pytest.mark.parametrize(
+    "hparams_file", experiment_files(), ids=os.path.basename
+)
+def test_experiment_resolves_to_the_recorded_values(hparams_file):
+    """The description was written from the flat files that held every
+    value themselves (tests/hparams_snapshot.py)."""
+    with open(SNAPSHOT, encoding="utf-8") as fin:
+        recorded = json.load(fin)[os.path.basename(hparams_file)]
+    resolved = resolved_values(hparams_file)
+    for key, faithful in NEW_SETTINGS.items():
+        assert resolved.pop(key) == faithful, key
+    changed = {
+        key
+        for key in set(recorded) | set(resolved)
+        if recorded.get(key) != resolved.get(key)
+    }
+    assert not changed, f"{hparams_file}: values changed: {sorted(changed)}"
+
+
+@pytest.mark.parametrize(
+    "hparams_file", experiment_files(), ids=os.path.basename
+)
+def test_modules_are_the_separators_parts(hparams_file):
+    hparams, _ = load_experiment(hparams_file, {"data_folder": "/data"})
+    separator = hparams["separator"]
+    names = ["encoder", "enhancer", "masknet", "decoder"]
+    if separator.enhancer is None:
+        names.remove("enhancer")
+    assert list(hparams["modules"]) == names
+    for name in names:
+        assert hparams["modules"][name] is getattr(separator, name)
+    assert hparams["model"]["separator"] is separator
+
+
+def test_overrides_are_routed_to_their_section():
+    routed = route_overrides(
+        DEMO, "d_model: 32\nlr: 0.01\nnum_spks: 3\ngm_mode: none"
+    )
+    assert routed == {
+        "model": {"d_model": 32},
+        "training": {"lr": 0.01},
+        "num_spks": 3,
+        "gm_mode": "none",
+    }
+    assert set(included_sections(DEMO)) == {"model", "training"}
+
+
+def test_overrides_change_the_built_objects(tmp_path):
+    hparams, _ = load_experiment(
+        DEMO,
+        {
+            **TINY_MODEL,
+            "output_folder": str(tmp_path),
+            "lr": 0.01,
+            "num_spks": 3,
+        },
+    )
+    assert hparams["encoder"].conv1d.out_channels == TINY_MODEL["N_encoder_out"]
+    assert hparams["masknet"].num_spks == 3  # through the include argument
+    assert hparams["separator"].num_spks == 3
+    assert hparams["optimizer"].keywords["lr"] == 0.01
+    assert hparams["epoch_counter"] is hparams["training"]["epoch_counter"]
+
+
+def test_unknown_override_is_named():
+    with pytest.raises(ConfigError, match="d_modle: not a setting of"):
+        route_overrides(DEMO, {"d_modle": 4})
+
+
+def test_brain_checkpoints_every_module_by_name(tmp_path):
+    hparams, _ = load_experiment(
+        DEMO, {**TINY_MODEL, "output_folder": str(tmp_path)}
+    )
+    brain = NoiseRobustSeparationBrain(
+        modules=hparams["modules"],
+        opt_class=hparams["optimizer"],
+        hparams=hparams,
+        run_opts={"device": "cpu"},
+        checkpointer=hparams["checkpointer"],
+    )
+    assert brain.separator is hparams["separator"]
+    brain.checkpointer.save_checkpoint()
+    (ckpt,) = (tmp_path / "save").glob("CKPT+*")
+    files = {path.name for path in ckpt.glob("*.ckpt")}
+    assert {
+        "encoder.ckpt",
+        "enhancer.ckpt",
+        "masknet.ckpt",
+        "decoder.ckpt",
+    } <= files
+    assert {"counter.ckpt", "lr_scheduler.ckpt"} <= files
+    assert "separator.ckpt" not in files
