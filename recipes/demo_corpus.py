@@ -63,6 +63,8 @@ from functools import lru_cache
 
 import numpy as np
 import soundfile as sf
+import torch
+from gmsep.data.mixing import mix_sources
 from scipy.fft import next_fast_len
 from scipy.signal import butter, resample_poly, sosfilt
 
@@ -568,32 +570,24 @@ def synthesize_noise(n_samples, sample_rate, babble_pool, rng):
 def _mix(sources, noise, levels_db, noise_to_speech_db):
     """Levels, mixes and quantises one mixture at one sample rate.
 
-    Returns the max-mode signals as int16 arrays (sources [S, T], noise,
-    mix_clean, mix_both) and the min-mode length.
+    The levels follow :func:`gmsep.data.mixing.mix_sources`, the SNR measured
+    where all sources are active (the min-mode length). Returns the max-mode
+    signals as int16 arrays (sources, noise, mix_clean, mix_both) and the
+    min-mode length.
     """
     n_min = min(len(s) for s in sources)
-    n_max = max(len(s) for s in sources)
-    padded = np.zeros((len(sources), n_max))  # S, T
-    for i, (source, level) in enumerate(zip(sources, levels_db, strict=True)):
-        rms = np.sqrt(np.mean(source**2)) + 1e-12
-        padded[i, : len(source)] = source * 10 ** (level / 20) / rms
-    noise = noise[:n_max].copy()
-    speech_power = np.max(np.mean(padded[:, :n_min] ** 2, axis=1))
-    noise_power = np.mean(noise[:n_min] ** 2) + 1e-20
-    noise *= np.sqrt(
-        speech_power * 10 ** (noise_to_speech_db / 10) / noise_power
-    )
-    mix_clean = padded.sum(axis=0)
-    peak = max(
-        np.abs(padded).max(),
-        np.abs(noise).max(),
-        np.abs(mix_clean).max(),
-        np.abs(mix_clean + noise).max(),
-    )
-    scale = min(1.0, PEAK_LIMIT / peak) * PCM_SCALE
+    padded, noise = mix_sources(
+        [torch.from_numpy(source) for source in sources],
+        torch.from_numpy(noise),
+        levels_db,
+        snr=-noise_to_speech_db,
+        overlap=n_min,
+        max_amp=PEAK_LIMIT,
+        eps=1e-12,
+    )  # S, T and T
     # Mixtures are summed from rounded sources: the sums hold exactly in PCM.
-    sources_pcm = np.round(padded * scale).astype(np.int32)
-    noise_pcm = np.round(noise * scale).astype(np.int32)
+    sources_pcm = np.round(padded.numpy() * PCM_SCALE).astype(np.int32)
+    noise_pcm = np.round(noise.numpy() * PCM_SCALE).astype(np.int32)
     mix_clean_pcm = sources_pcm.sum(axis=0)
     signals = {f"s{i + 1}": s for i, s in enumerate(sources_pcm)}
     signals["noise"] = noise_pcm
