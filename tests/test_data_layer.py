@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-
 from gmsep.data.audio import (
     DataError,
     check_audio_file,

@@ -32,6 +32,8 @@ import os
 import torch
 from speechbrain.dataio import audio_io
 
+from gmsep.data.columns import DURATION, ID, WAV_SUFFIX
+
 logger = logging.getLogger(__name__)
 
 # Placeholder sizes that streaming writers put in the header of a WAV data
@@ -204,14 +206,16 @@ def check_csv_audio(
         reader = csv.DictReader(csv_file)
         columns = reader.fieldnames or []
         if audio_columns is None:
-            audio_columns = [name for name in columns if name.endswith("_wav")]
+            audio_columns = [
+                name for name in columns if name.endswith(WAV_SUFFIX)
+            ]
             if not audio_columns:
                 raise DataError(
                     f"{csv_path}: no audio (*_wav) column in {columns}"
                 )
         missing_columns = [
             name
-            for name in ("ID", "duration", *audio_columns)
+            for name in (ID, DURATION, *audio_columns)
             if name not in columns
         ]
         if missing_columns:
@@ -223,7 +227,7 @@ def check_csv_audio(
         mentions = {}
         for row in reader:
             for column in audio_columns:
-                mentions.setdefault(row[column], (row["ID"], column))
+                mentions.setdefault(row[column], (row[ID], column))
 
     missing = [path for path in mentions if not os.path.isfile(path)]
     if missing:
@@ -254,9 +258,10 @@ def check_csv_audio(
 def read_mono(path, sample_rate, start=0, stop=None):
     """Reads frames [start, stop) of a mono audio file as a float32 tensor.
 
-    Used by the data pipelines. It checks what the open file tells for free
-    (empty, channels, sample rate, frames actually read), so a bad file is
-    named instead of surfacing as a shape error inside the model.
+    Used by the data pipelines. It checks what the header tells for free
+    (empty, channels, sample rate, length) and the frames actually read, so
+    a bad file is named instead of surfacing as a shape error inside the
+    model.
 
     Arguments
     ---------
