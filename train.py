@@ -27,6 +27,7 @@ from gmsep.training.config_checks import (
     check_hparams_file,
 )
 from gmsep.data.audio import check_csv_audio
+from gmsep.data.columns import wav_columns
 from gmsep.data.pipelines import dataio_prep
 from gmsep.training.distributed import leave_process_group
 from gmsep.training.experiment import load_experiment
@@ -38,8 +39,7 @@ from speechbrain.utils.distributed import if_main_process, run_on_main
 def check_prepared_data(hparams):
     """Checks every audio file of the prepared CSVs (headers only) before
     any training starts."""
-    columns = ["mix_wav", "noise_wav", "clean_wav"]
-    columns += [f"s{i + 1}_wav" for i in range(hparams["num_spks"])]
+    columns = wav_columns(hparams["num_spks"])
     for key in ("train_data", "valid_data", "test_data"):
         check_csv_speakers(hparams[key], hparams["num_spks"])
         check_csv_audio(hparams[key], columns, hparams["sample_rate"])

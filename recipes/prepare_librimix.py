@@ -36,6 +36,7 @@ import tempfile
 from pathlib import Path
 
 from gmsep.data.audio import DataError, check_audio_file, check_csv_audio
+from gmsep.data.columns import librimix_columns
 
 logger = logging.getLogger(__name__)
 
@@ -460,13 +461,7 @@ def prepare_librimix(
         root = _librimix_root(data_folder, n_spks)
         check_speaker_count(root, n_spks)
         rate_folder = f"wav{sample_rate // 1000}k"
-        mix = "mix_both" if condition == "noisy" else "mix_clean"
-        columns = {
-            "mix_wav": mix,
-            **{f"s{i}_wav": f"s{i}" for i in range(1, n_spks + 1)},
-            "noise_wav": "noise",
-            "clean_wav": "mix_clean",
-        }
+        columns = librimix_columns(n_spks, condition)
         chain = [] if root == data_folder else [f"{root.name}/"]
         layout = layout_tree(
             data_folder,

@@ -29,6 +29,8 @@ import argparse
 import os
 from pathlib import Path
 
+from gmsep.data.columns import wav_columns
+
 from recipes.prepare_librimix import (
     add_common_arguments,
     check_choice,
@@ -41,20 +43,26 @@ from recipes.prepare_librimix import (
 WHAM_SPLITS = ("tr", "cv", "tt")
 # CSV column -> subfolder, per version
 WHAM_COLUMNS = {
-    "wham": {
-        "mix_wav": "mix_both",
-        "s1_wav": "s1",
-        "s2_wav": "s2",
-        "noise_wav": "noise",
-        "clean_wav": "mix_clean",
-    },
-    "whamr": {
-        "mix_wav": "mix_both_reverb",
-        "s1_wav": "s1_anechoic",
-        "s2_wav": "s2_anechoic",
-        "noise_wav": "noise",
-        "clean_wav": "mix_clean_anechoic",
-    },
+    "wham": dict(
+        zip(
+            wav_columns(2),
+            ["mix_both", "s1", "s2", "noise", "mix_clean"],
+            strict=True,
+        )
+    ),
+    "whamr": dict(
+        zip(
+            wav_columns(2),
+            [
+                "mix_both_reverb",
+                "s1_anechoic",
+                "s2_anechoic",
+                "noise",
+                "mix_clean_anechoic",
+            ],
+            strict=True,
+        )
+    ),
 }
 CORPUS_NAMES = {"wham": "WHAM!", "whamr": "WHAMR!"}
 

@@ -60,7 +60,7 @@ def bad_files(tmp_path):
 
 def test_check_audio_file_accepts_good_file(tmp_path):
     info = check_audio_file(write_wav(tmp_path / "ok.wav"), sample_rate=8000)
-    assert (info.frames, info.samplerate, info.channels) == (800, 8000, 1)
+    assert (info.frames, info.sample_rate, info.channels) == (800, 8000, 1)
     assert check_audio_file(tmp_path / "ok.wav").duration == 0.1
 
 

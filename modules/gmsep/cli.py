@@ -23,7 +23,6 @@ import math
 import sys
 from pathlib import Path
 
-import soundfile as sf
 import torch
 from tqdm import tqdm
 
@@ -33,7 +32,8 @@ from gmsep.inference.chunking import (
     align_speakers,
     chunk_starts,
 )
-from gmsep.data.audio import DataError
+from gmsep.data.audio import DataError, check_audio_file
+from gmsep.data.columns import ID, MIX, source_columns, wav_column
 from gmsep.inference.export import ExportError, export_pretrained
 from gmsep.inference.pretrained import (
     NoiseRobustSeparation,
@@ -62,27 +62,25 @@ class UsageError(ValueError):
 def check_input_audio(path):
     """Checks from the header that an input audio file is readable and not empty.
 
+    Any sample rate and channel count is accepted: the model resamples and
+    downmixes (see :func:`gmsep.data.audio.read_audio`).
+
     Arguments
     ---------
     path : pathlib.Path
         The file.
 
+    Returns
+    -------
+    speechbrain.dataio.audio_io.AudioInfo
+        The header of the file.
+
     Raises
     ------
     DataError
-        Naming the file when it is missing, unreadable or empty.
+        Naming the file when it is missing, unreadable, truncated or empty.
     """
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        info = sf.info(str(path))
-    except RuntimeError as err:
-        reason = getattr(err, "error_string", str(err))
-        raise DataError(
-            f"{path}: unreadable or corrupt audio file ({reason})"
-        ) from err
-    if info.frames == 0:
-        raise DataError(f"{path}: empty audio file (0 frames)")
+    return check_audio_file(path, mono=False)
 
 
 def check_free(paths, overwrite):
@@ -140,8 +138,8 @@ def separate(args):
         args.chunk_seconds, args.overlap_seconds
     )
     for path in tqdm(inputs, desc="files", unit="file"):
-        info = sf.info(str(path))
-        length = math.ceil(info.frames * model.sample_rate / info.samplerate)
+        info = check_input_audio(path)
+        length = math.ceil(info.frames * model.sample_rate / info.sample_rate)
         num_chunks = len(chunk_starts(length, chunk_length, overlap_length))
         tasks = [model.separate_file] + (
             [model.enhance_file] if args.enhanced else []
@@ -201,7 +199,7 @@ def read_test_csv(csv_path, num_spks):
         reader = csv.DictReader(fin)
         rows = list(reader)
         columns = reader.fieldnames or []
-    needed = ["ID", "mix_wav", *(f"s{i + 1}_wav" for i in range(num_spks))]
+    needed = [ID, wav_column(MIX), *source_columns(num_spks)]
     missing = [name for name in needed if name not in columns]
     if missing:
         raise DataError(

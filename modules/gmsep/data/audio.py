@@ -1,4 +1,10 @@
-"""Input validation for the audio files and CSVs this recipe reads.
+"""Audio in and out: reading, checking and writing every audio file.
+
+All audio goes through SpeechBrain's soundfile-backed
+:mod:`speechbrain.dataio.audio_io` (no torchaudio backends, no torchcodec),
+and the rules for a usable file are written here once, for training data
+(:func:`check_csv_audio`, :func:`read_mono`), for the files a user separates
+(:func:`read_audio`) and for the outputs (:func:`write_audio`).
 
 Every problem a user's data can have (missing, corrupt, truncated, stereo,
 empty or wrongly sampled files; CSVs without the expected columns or pointing
@@ -6,7 +12,7 @@ at missing files) raises one :class:`DataError` that names the file, so that a
 bad corpus fails before training instead of in the middle of an epoch.
 
 Only header reads are used by the checks (no decoding), so validating a CSV of
-tens of thousands of files takes seconds. Importable without SpeechBrain.
+tens of thousands of files takes seconds.
 
 Example
 -------
@@ -20,9 +26,15 @@ torch.Size([200])
 """
 
 import csv
+import logging
 import os
 
-import soundfile as sf
+import torch
+from speechbrain.dataio import audio_io
+
+from gmsep.data.columns import DURATION, ID, WAV_SUFFIX
+
+logger = logging.getLogger(__name__)
 
 # Placeholder sizes that streaming writers put in the header of a WAV data
 # chunk whose length was unknown: they do not mean the file was truncated.
@@ -41,17 +53,19 @@ class DataError(ValueError):
 
 def _unreadable(path, err):
     """Returns the DataError for a file that libsndfile could not open."""
-    reason = getattr(err, "error_string", str(err))
+    # audio_io wraps soundfile's error, which tells libsndfile's reason
+    cause = err.__cause__ or err
+    reason = getattr(cause, "error_string", str(cause))
     if not os.path.exists(path):
         return DataError(f"{path}: file not found")
     return DataError(f"{path}: unreadable or corrupt audio file ({reason})")
 
 
-def _check_format(path, samplerate, channels, frames, sample_rate):
+def _check_format(path, samplerate, channels, frames, sample_rate, mono=True):
     """Raises a DataError if a file is empty, not mono or wrongly sampled."""
     if frames == 0:
         raise DataError(f"{path}: empty audio file (0 frames)")
-    if channels != 1:
+    if mono and channels != 1:
         raise DataError(f"{path}: has {channels} channels, expected mono")
     if sample_rate is not None and samplerate != sample_rate:
         raise DataError(
@@ -85,7 +99,7 @@ def _wav_data_chunk(path):
             wav.seek(offset)
 
 
-def check_audio_file(path, sample_rate=None):
+def check_audio_file(path, sample_rate=None, mono=True):
     """Checks that an audio file exists and is a complete, mono recording.
 
     Arguments
@@ -94,11 +108,14 @@ def check_audio_file(path, sample_rate=None):
         The audio file.
     sample_rate : int, optional
         The expected sample rate in Hz; not checked when None.
+    mono : bool
+        Whether more than one channel is an error (training data), or is
+        accepted (a recording to separate, see :func:`read_audio`).
 
     Returns
     -------
-    info : soundfile._SoundFileInfo
-        The header of the file (samplerate, channels, frames, duration, ...).
+    info : speechbrain.dataio.audio_io.AudioInfo
+        The header of the file (sample_rate, channels, frames, duration, ...).
 
     Raises
     ------
@@ -120,7 +137,7 @@ def check_audio_file(path, sample_rate=None):
     if not os.path.isfile(path):
         raise DataError(f"{path}: file not found")
     try:
-        info = sf.info(path)
+        info = audio_io.info(path)
     except RuntimeError as err:
         raise _unreadable(path, err) from err
     if info.format in ("WAV", "WAVEX"):
@@ -135,7 +152,7 @@ def check_audio_file(path, sample_rate=None):
                     "(incomplete copy or download?)"
                 )
     _check_format(
-        path, info.samplerate, info.channels, info.frames, sample_rate
+        path, info.sample_rate, info.channels, info.frames, sample_rate, mono
     )
     return info
 
@@ -189,14 +206,16 @@ def check_csv_audio(
         reader = csv.DictReader(csv_file)
         columns = reader.fieldnames or []
         if audio_columns is None:
-            audio_columns = [name for name in columns if name.endswith("_wav")]
+            audio_columns = [
+                name for name in columns if name.endswith(WAV_SUFFIX)
+            ]
             if not audio_columns:
                 raise DataError(
                     f"{csv_path}: no audio (*_wav) column in {columns}"
                 )
         missing_columns = [
             name
-            for name in ("ID", "duration", *audio_columns)
+            for name in (ID, DURATION, *audio_columns)
             if name not in columns
         ]
         if missing_columns:
@@ -208,7 +227,7 @@ def check_csv_audio(
         mentions = {}
         for row in reader:
             for column in audio_columns:
-                mentions.setdefault(row[column], (row["ID"], column))
+                mentions.setdefault(row[column], (row[ID], column))
 
     missing = [path for path in mentions if not os.path.isfile(path)]
     if missing:
@@ -239,9 +258,10 @@ def check_csv_audio(
 def read_mono(path, sample_rate, start=0, stop=None):
     """Reads frames [start, stop) of a mono audio file as a float32 tensor.
 
-    Used by the data pipelines. It checks what the open file tells for free
-    (empty, channels, sample rate, frames actually read), so a bad file is
-    named instead of surfacing as a shape error inside the model.
+    Used by the data pipelines. It checks what the header tells for free
+    (empty, channels, sample rate, length) and the frames actually read, so
+    a bad file is named instead of surfacing as a shape error inside the
+    model.
 
     Arguments
     ---------
@@ -273,32 +293,116 @@ def read_mono(path, sample_rate, start=0, stop=None):
     >>> read_mono(path, 8000, stop=2)
     tensor([0.5000, 0.5000])
     """
-    # torch is only needed here: the checks above run without it
-    import torch
-
     path = os.fspath(path)
     try:
-        with sf.SoundFile(path) as audio:
-            _check_format(
-                path,
-                audio.samplerate,
-                audio.channels,
-                audio.frames,
-                sample_rate,
-            )
-            stop = audio.frames if stop is None else stop
-            if not 0 <= start < stop <= audio.frames:
-                raise DataError(
-                    f"{path}: cannot read frames {start}:{stop}, the file has "
-                    f"{audio.frames} (truncated file or stale CSV duration?)"
-                )
-            audio.seek(start)
-            samples = audio.read(stop - start, dtype="float32")  # T
+        info = audio_io.info(path)
     except RuntimeError as err:
         raise _unreadable(path, err) from err
-    if len(samples) < stop - start:
+    _check_format(
+        path, info.sample_rate, info.channels, info.frames, sample_rate
+    )
+    stop = info.frames if stop is None else stop
+    if not 0 <= start < stop <= info.frames:
         raise DataError(
-            f"{path}: truncated: read {len(samples)} of the {stop - start} "
+            f"{path}: cannot read frames {start}:{stop}, the file has "
+            f"{info.frames} (truncated file or stale CSV duration?)"
+        )
+    try:
+        signal, _ = audio_io.load(
+            path,
+            dtype=torch.float32,
+            always_2d=False,
+            frame_offset=start,
+            num_frames=stop - start,
+        )  # T
+    except RuntimeError as err:
+        raise _unreadable(path, err) from err
+    if len(signal) < stop - start:
+        raise DataError(
+            f"{path}: truncated: read {len(signal)} of the {stop - start} "
             f"frames from {start} that the header declares"
         )
-    return torch.from_numpy(samples)
+    return signal
+
+
+def read_audio(path):
+    """Reads a recording as a mono float32 signal at its own sample rate.
+
+    For the files a user separates: any format, rate and channel count
+    libsndfile reads; multi-channel files are averaged to mono, with a
+    warning.
+
+    Arguments
+    ---------
+    path : str or os.PathLike
+        The audio file.
+
+    Returns
+    -------
+    signal : torch.Tensor
+        Shape [T].
+    sample_rate : int
+
+    Raises
+    ------
+    DataError
+        Naming the file when it is missing, unreadable, corrupt or empty.
+
+    Example
+    -------
+    >>> import numpy as np, soundfile as sf
+    >>> path = getfixture("tmp_path") / "stereo.wav"
+    >>> sf.write(path, np.ones((80, 2)) * 0.5, 16000)
+    >>> signal, rate = read_audio(path)
+    >>> signal.shape, rate
+    (torch.Size([80]), 16000)
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: file not found")
+    try:
+        signal, sample_rate = audio_io.load(
+            path, dtype=torch.float32, channels_first=False
+        )  # T, C
+    except RuntimeError as err:
+        raise _unreadable(path, err) from err
+    if signal.shape[0] == 0:
+        raise DataError(f"{path}: empty audio file (0 frames)")
+    if signal.shape[1] > 1:
+        logger.warning(
+            "%s: %d channels, averaged to mono", path, signal.shape[1]
+        )
+    return signal.mean(dim=1), int(sample_rate)
+
+
+def write_audio(path, signal, sample_rate):
+    """Writes a mono signal [T] as a 16-bit PCM file (WAV for ``.wav``).
+
+    Float signals in [-1, 1] are quantised by libsndfile; int16 samples are
+    written as they are, so integer sums computed before writing still hold
+    in the file.
+
+    Arguments
+    ---------
+    path : str or os.PathLike
+        The file to write; the format follows its extension.
+    signal : torch.Tensor or numpy.ndarray
+        The samples, [T], float or int16.
+    sample_rate : int
+        Sample rate in Hz.
+
+    Example
+    -------
+    >>> path = getfixture("tmp_path") / "out.wav"
+    >>> write_audio(path, torch.full((8,), 0.5), 8000)
+    >>> read_mono(path, 8000)
+    tensor([0.5000, 0.5000, 0.5000, 0.5000, 0.5000, 0.5000, 0.5000, 0.5000])
+    """
+    if isinstance(signal, torch.Tensor):
+        signal = signal.detach().cpu()
+    try:
+        audio_io.save(os.fspath(path), signal, sample_rate, subtype="PCM_16")
+    except RuntimeError as err:
+        raise DataError(
+            f"{os.fspath(path)}: cannot write audio ({err.__cause__ or err})"
+        ) from err

@@ -19,11 +19,12 @@ Authors
 import re
 
 import numpy as np
-import torch
 from speechbrain.dataio.dataio import load_data_csv
 from speechbrain.dataio.dataset import DynamicItemDataset
 
 from gmsep.data.audio import DataError, check_audio_file, read_mono
+from gmsep.data.columns import NOISE, sig_keys, source_columns, wav_column
+from gmsep.data.mixing import MAX_AMP, mix_sources
 
 # A LibriSpeech utterance ID: <speaker>-<chapter>-<utterance>
 UTTERANCE_ID = re.compile(r"(\d+)-\d+-\d+")
@@ -31,61 +32,6 @@ UTTERANCE_ID = re.compile(r"(\d+)-\d+-\d+")
 SPEECH_LEVELS = (-33.0, -25.0)
 # WHAM! draws the SNR of the louder source over the noise in this range (dB)
 SNR_RANGE = (-6.0, 3.0)
-# Peak amplitude above which a mixture is scaled down, as in LibriMix
-MAX_AMP = 0.9
-
-
-def rms_level(signal, eps=1e-8):
-    """Level of a signal in dB relative to full scale, from its RMS.
-
-    LibriMix measures loudness with ITU-R BS.1770 (K-weighted, gated mean
-    square). For speech and noise clips the plain RMS level differs from it by
-    a roughly constant offset of a few dB, and since the target levels are
-    drawn at random over an 8 dB range the mixtures keep the same statistics
-    without a loudness-meter dependency.
-
-    Arguments
-    ---------
-    signal : torch.Tensor
-        A waveform, [T].
-    eps : float
-        Floor of the RMS, so that digital silence gives a finite level.
-
-    Returns
-    -------
-    float
-        20 log10(RMS) in dB.
-
-    Example
-    -------
-    >>> round(rms_level(torch.full((100,), 0.1)), 3)
-    -20.0
-    """
-    rms = signal.double().pow(2).mean().sqrt().clamp(min=eps)
-    return 20.0 * torch.log10(rms).item()
-
-
-def set_level(signal, level):
-    """Scales a signal to an RMS level in dB (see :func:`rms_level`).
-
-    Arguments
-    ---------
-    signal : torch.Tensor
-        A waveform, [T].
-    level : float
-        The target level in dB.
-
-    Returns
-    -------
-    torch.Tensor
-        The scaled waveform, [T].
-
-    Example
-    -------
-    >>> round(rms_level(set_level(torch.randn(800), -30.0)), 3)
-    -30.0
-    """
-    return signal * 10.0 ** ((float(level) - rms_level(signal)) / 20.0)
 
 
 def librimix_pools(csv_path, num_spks):
@@ -124,14 +70,13 @@ def librimix_pools(csv_path, num_spks):
         raise DataError(
             f"{csv_path}: CSV not found (run the data preparation)"
         ) from err
-    source_columns = [f"s{i}_wav" for i in range(1, num_spks + 1)]
+    sources = source_columns(num_spks)
+    noise_column = wav_column(NOISE)
     utterances = {}  # utterance ID -> (speaker, file)
     noises = {}
     for mixture_id, row in data.items():
         missing = [
-            column
-            for column in (*source_columns, "noise_wav")
-            if column not in row
+            column for column in (*sources, noise_column) if column not in row
         ]
         if missing:
             raise DataError(
@@ -145,11 +90,9 @@ def librimix_pools(csv_path, num_spks):
                 f"naming of {num_spks} utterances <speaker>-<chapter>-<utt> "
                 "joined by '_', which dynamic mixing needs to find the speakers"
             )
-        for part, match, column in zip(
-            parts, matches, source_columns, strict=True
-        ):
+        for part, match, column in zip(parts, matches, sources, strict=True):
             utterances.setdefault(part, (match.group(1), row[column]))
-        noises.setdefault(row["noise_wav"], None)
+        noises.setdefault(row[noise_column], None)
 
     speakers = {}
     for speaker, path in utterances.values():
@@ -187,7 +130,7 @@ class DynamicMixer:
 
     Example
     -------
-    >>> import numpy as np, soundfile as sf
+    >>> import numpy as np, soundfile as sf, torch
     >>> tmp_path = getfixture("tmp_path")
     >>> rng = np.random.default_rng(0)
     >>> for name in ("a", "b", "n"):
@@ -225,12 +168,7 @@ class DynamicMixer:
         self.speech_levels = speech_levels
         self.snr_range = snr_range
         self.epoch = 0
-        self.keys = [
-            "mix_sig",
-            *(f"s{i}_sig" for i in range(1, num_spks + 1)),
-            "noise_sig",
-            "clean_sig",
-        ]
+        self.keys = sig_keys(num_spks)
 
     def _read_segments(self, paths, rng):
         """Reads one random segment of common length from each file."""
@@ -271,23 +209,10 @@ class DynamicMixer:
         *sources, noise = self._read_segments(paths, rng)
 
         levels = rng.uniform(*self.speech_levels, size=self.num_spks)
-        sources = torch.stack(
-            [
-                set_level(source, level)
-                for source, level in zip(sources, levels, strict=True)
-            ]
-        )  # S, T
-        noise = set_level(noise, levels.max() - rng.uniform(*self.snr_range))
-
-        # One gain for all signals keeps mix = sum(sources) + noise
-        clean = sources.sum(0)
-        peak = max(
-            signal.abs().max().item()
-            for signal in (sources, noise, clean, clean + noise)
-        )
-        if peak > MAX_AMP:
-            sources = sources * (MAX_AMP / peak)
-            noise = noise * (MAX_AMP / peak)
+        snr = rng.uniform(*self.snr_range)
+        sources, noise = mix_sources(
+            sources, noise, levels, snr, max_amp=MAX_AMP
+        )  # S, T and T
         clean = sources.sum(0)  # T
         return (clean + noise, *sources.unbind(0), noise, clean)
 
@@ -308,7 +233,7 @@ class DynamicMixingDataset(DynamicItemDataset):
 
     Example
     -------
-    >>> import numpy as np, soundfile as sf
+    >>> import numpy as np, soundfile as sf, torch
     >>> path = str(getfixture("tmp_path") / "utt.wav")
     >>> sf.write(path, np.random.default_rng(0).normal(0, 0.1, 800), 8000)
     >>> mixer = DynamicMixer({"1": [path], "2": [path]}, [path], 2, 8000)

@@ -20,30 +20,15 @@ from speechbrain.dataio.dataio import load_data_csv
 from speechbrain.dataio.dataset import DynamicItemDataset
 
 from gmsep.data.audio import DataError, check_audio_file, read_mono
+from gmsep.data.columns import (
+    ID,
+    sig_keys,
+    signal_names,  # noqa: F401 (re-exported)
+    wav_columns,
+)
 from gmsep.data.dynamic_mixing import dynamic_mixing_dataset
 
 SORTINGS = ("random", "ascending", "descending")
-
-
-def signal_names(num_spks):
-    """Names of the signals of one item, in the CSV's column order.
-
-    Arguments
-    ---------
-    num_spks : int
-        Number of speakers S.
-
-    Returns
-    -------
-    list of str
-        ``mix``, ``s1`` ... ``sS``, ``noise``, ``clean``.
-
-    Example
-    -------
-    >>> signal_names(2)
-    ['mix', 's1', 's2', 'noise', 'clean']
-    """
-    return ["mix", *(f"s{i}" for i in range(1, num_spks + 1)), "noise", "clean"]
 
 
 def _crop_bounds(paths, sample_rate, segment_len):
@@ -93,7 +78,6 @@ def add_signal_pipeline(dataset, num_spks, sample_rate, segment_len=None):
         Length in samples of a random crop, the same segment in all signals of
         an item; None or 0 for full-length signals.
     """
-    names = signal_names(num_spks)
 
     def read_signals(*paths):
         """Reads the item's signals, cropped to one common segment."""
@@ -104,10 +88,10 @@ def add_signal_pipeline(dataset, num_spks, sample_rate, segment_len=None):
 
     dataset.add_dynamic_item(
         read_signals,
-        takes=[f"{name}_wav" for name in names],
-        provides=[f"{name}_sig" for name in names],
+        takes=wav_columns(num_spks),
+        provides=sig_keys(num_spks),
     )
-    dataset.set_output_keys(["id", *(f"{name}_sig" for name in names)])
+    dataset.set_output_keys(["id", *sig_keys(num_spks)])
 
 
 def csv_dataset(csv_path, num_spks):
@@ -140,15 +124,11 @@ def csv_dataset(csv_path, num_spks):
     if not data:
         raise DataError(f"{csv_path}: the CSV lists no item")
     columns = next(iter(data.values()))
-    missing = [
-        f"{name}_wav"
-        for name in signal_names(num_spks)
-        if f"{name}_wav" not in columns
-    ]
+    missing = [name for name in wav_columns(num_spks) if name not in columns]
     if missing:
         raise DataError(
             f"{csv_path}: missing column(s) {', '.join(missing)} for "
-            f"num_spks={num_spks} (found: {', '.join(['ID', *columns])})"
+            f"num_spks={num_spks} (found: {', '.join([ID, *columns])})"
         )
     return DynamicItemDataset(data)
 

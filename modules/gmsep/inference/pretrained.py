@@ -18,11 +18,9 @@ Authors
 """
 
 import logging
-import os
 from pathlib import Path
 
 import ruamel.yaml
-import soundfile as sf
 import torch
 import torch.nn.functional as F
 import torchaudio
@@ -35,7 +33,7 @@ from gmsep.inference.chunking import (
     DEFAULT_OVERLAP_SECONDS,
     separate_in_chunks,
 )
-from gmsep.data.audio import DataError
+from gmsep.data.audio import read_audio, write_audio
 from gmsep.model import UnifiedSeparator
 
 logger = logging.getLogger(__name__)
@@ -153,63 +151,6 @@ def check_pretrained_folder(source, hparams_file="hyperparams.yaml"):
                 f"{hparams_file})"
             )
     return folder
-
-
-def read_audio(path):
-    """Reads an audio file as a mono float32 signal.
-
-    Multi-channel files are averaged to mono, with a warning.
-
-    Arguments
-    ---------
-    path : str or os.PathLike
-        Any format soundfile reads.
-
-    Returns
-    -------
-    signal : torch.Tensor
-        Shape [T].
-    sample_rate : int
-
-    Raises
-    ------
-    DataError
-        Naming the file when it is missing, unreadable, corrupt or empty.
-
-    Example
-    -------
-    >>> import numpy as np
-    >>> path = getfixture("tmp_path") / "stereo.wav"
-    >>> sf.write(path, np.ones((80, 2)) * 0.5, 16000)
-    >>> signal, rate = read_audio(path)
-    >>> signal.shape, rate
-    (torch.Size([80]), 16000)
-    """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: file not found")
-    try:
-        samples, sample_rate = sf.read(path, dtype="float32", always_2d=True)
-    except RuntimeError as err:  # soundfile.LibsndfileError
-        reason = getattr(err, "error_string", str(err))
-        raise DataError(
-            f"{path}: unreadable or corrupt audio file ({reason})"
-        ) from err
-    if samples.shape[0] == 0:
-        raise DataError(f"{path}: empty audio file (0 frames)")
-    signal = torch.from_numpy(samples)  # T, C
-    if signal.shape[1] > 1:
-        logger.warning(
-            "%s: %d channels, averaged to mono", path, signal.shape[1]
-        )
-    return signal.mean(dim=1), int(sample_rate)
-
-
-def write_audio(path, signal, sample_rate):
-    """Writes a mono float signal [T] as a 16-bit WAV file."""
-    sf.write(
-        os.fspath(path), signal.detach().cpu().numpy(), sample_rate, "PCM_16"
-    )
 
 
 class NoiseRobustSeparation(Pretrained):

@@ -12,6 +12,7 @@ import ruamel.yaml
 import torch
 from hyperpyyaml import resolve_references
 
+from gmsep.data.columns import count_source_columns
 from gmsep.gradient_modulation import GradientModulation
 from gmsep.losses import EnhancedFeatureMSE
 
@@ -192,17 +193,10 @@ def check_csv_speakers(csv_path, num_spks):
     """
     with open(csv_path, newline="", encoding="utf-8") as csv_file:
         header = next(csv.reader(csv_file), [])
-    found = sum(
-        1 for column in header if column in _source_columns(len(header))
-    )
+    found = count_source_columns(header)
     if found != num_spks:
         raise ConfigError(
             f"num_spks: {num_spks}, but {csv_path} has {found} source "
             f"column(s) ({', '.join(c for c in header if c.endswith('_wav'))}); "
             f"set --num_spks {found} or prepare the Libri{num_spks}Mix data"
         )
-
-
-def _source_columns(max_sources):
-    """The names s1_wav ... sN_wav."""
-    return {f"s{i + 1}_wav" for i in range(max_sources)}
