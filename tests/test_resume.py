@@ -49,7 +49,7 @@ def test_a_save_killed_half_way_leaves_the_previous_checkpoint_latest(
     exploding.fail = True
     with pytest.raises(RuntimeError, match="killed"):
         checkpointer.save_checkpoint(meta={"which": "broken"})
-    (staging,) = tmp_path.glob(STAGING_PREFIX + "*")
+    (staging,) = tmp_path.glob(STAGING_PREFIX + "*/CKPT+*")
     assert (staging / "model.ckpt").exists()  # the half-written checkpoint
 
     # A new process recovers the complete one, ignoring the broken one.

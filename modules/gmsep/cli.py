@@ -26,21 +26,22 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from gmsep.data.audio import DataError, check_audio_file
+from gmsep.data.columns import ID, MIX, source_columns, wav_column
+from gmsep.evaluation.metrics import separation_metrics
+from gmsep.evaluation.plots import plot_histogram, plot_spectrograms
+from gmsep.evaluation.results import average_results, write_results
 from gmsep.inference.chunking import (
     DEFAULT_CHUNK_SECONDS,
     DEFAULT_OVERLAP_SECONDS,
     align_speakers,
     chunk_starts,
 )
-from gmsep.data.audio import DataError, check_audio_file
-from gmsep.data.columns import ID, MIX, source_columns, wav_column
 from gmsep.inference.export import ExportError, export_pretrained
 from gmsep.inference.pretrained import (
     NoiseRobustSeparation,
     PretrainedFolderError,
 )
-from gmsep.evaluation.metrics import separation_metrics
-from gmsep.evaluation.plots import plot_histogram, plot_spectrograms
 from gmsep.training.legacy_checkpoints import (
     LegacyCheckpointError,
     upgrade_checkpoints,
@@ -280,13 +281,8 @@ def evaluate(args):
             )
 
     names = [name for name in results[0] if name != "ID"]
-    with open(files["metrics"], "w", newline="", encoding="utf-8") as fout:
-        writer = csv.DictWriter(fout, fieldnames=["ID", *names])
-        writer.writeheader()
-        writer.writerows(results)
-    means = {
-        name: sum(r[name] for r in results) / len(results) for name in names
-    }
+    write_results(files["metrics"], results, "ID", names)
+    means = average_results(results, names)
     summary = {
         "model": str(Path(args.model).resolve()),
         "csv": str(csv_path.resolve()),

@@ -1,4 +1,4 @@
-"""Evaluation: separation metrics and their pictures.
+"""Evaluation: separation metrics, their averages and CSV, their pictures.
 
 Shared by the Brain's test stage and ``gmsep evaluate``.
 """

@@ -10,7 +10,6 @@ Authors
  * gmsep contributors 2026
 """
 
-import csv
 import logging
 import os
 
@@ -21,6 +20,9 @@ from speechbrain.utils.distributed import (
     is_distributed_initialized,
 )
 
+from gmsep.evaluation.metrics import METRIC_NAMES, separation_metrics
+from gmsep.evaluation.results import average_results, write_results
+from gmsep.losses import weighted_objectives
 from gmsep.training.distributed import (
     EvaluationShardSampler,
     all_processes_agree,
@@ -28,8 +30,6 @@ from gmsep.training.distributed import (
     gather_in_item_order,
     mean_over_processes,
 )
-from gmsep.losses import weighted_objectives
-from gmsep.evaluation.metrics import METRIC_NAMES, separation_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -363,18 +363,9 @@ class NoiseRobustSeparationBrain(sb.Brain):
         test set, then the averages) and returns the averages."""
         rows = gather_in_item_order(self.test_metrics)
         self.test_results = rows
-        averages = {
-            name: sum(row[name] for row in rows) / max(len(rows), 1)
-            for name in METRIC_NAMES
-        }
+        averages = average_results(rows, METRIC_NAMES)
         if if_main_process():
             path = os.path.join(self.hparams.output_folder, "test_results.csv")
-            with open(path, "w", newline="") as results_file:
-                writer = csv.DictWriter(
-                    results_file, fieldnames=["snt_id", *METRIC_NAMES]
-                )
-                writer.writeheader()
-                writer.writerows(rows)
-                writer.writerow({"snt_id": "avg", **averages})
+            write_results(path, rows, "snt_id", METRIC_NAMES, averages)
             logger.info(f"Per-utterance test results written to {path}")
         return averages

@@ -4,9 +4,10 @@ SpeechBrain's ``Checkpointer`` creates ``CKPT+<time>`` with its ``CKPT.yaml``
 first and then writes one file per recoverable into it. A run killed in
 between leaves a directory that recovery takes for a complete checkpoint
 (the newest one, so it is the one loaded) and then fails to load.
-``AtomicCheckpointer`` writes every file into a hidden staging directory
-and renames it to its ``CKPT+`` name only once complete; a rename within a
-file system is atomic, so a ``CKPT+`` directory is either whole or absent.
+``AtomicCheckpointer`` lets SpeechBrain's own ``save_checkpoint`` write the
+checkpoint into a hidden staging directory and renames the finished
+directory to its ``CKPT+`` place only once complete; a rename within a file
+system is atomic, so a ``CKPT+`` directory is either whole or absent.
 Staging directories left by a killed run are never listed as checkpoints and
 are removed at the next save.
 
@@ -17,15 +18,9 @@ Authors
 import logging
 import os
 import shutil
+import time
 
-from speechbrain.utils.checkpoints import (
-    DEFAULT_SAVE_HOOKS,
-    METAFNAME,
-    PARAMFILE_EXT,
-    Checkpoint,
-    Checkpointer,
-    get_default_hook,
-)
+from speechbrain.utils.checkpoints import CKPT_PREFIX, Checkpoint, Checkpointer
 from speechbrain.utils.distributed import (
     ddp_barrier,
     ddp_broadcast,
@@ -60,6 +55,11 @@ class AtomicCheckpointer(Checkpointer):
     ):
         """Saves a checkpoint through a staging directory.
 
+        SpeechBrain's own ``save_checkpoint`` does the writing, every hook
+        on every process as usual, but in a ``Checkpointer`` of the same
+        recoverables whose folder is ``.staging-<name>`` inside this one;
+        the finished ``CKPT+<name>`` is then renamed out of it.
+
         Arguments
         ---------
         meta : mapping, optional
@@ -78,56 +78,52 @@ class AtomicCheckpointer(Checkpointer):
         Checkpoint or None
             The saved checkpoint on the main process, None on the others.
         """
-        staging_dir = None
         if if_main_process():
             self._remove_staging_dirs()
             if name is None:
-                ckpt_dir = self._new_checkpoint_dirpath()
-            else:
-                ckpt_dir = self._custom_checkpoint_dirpath(name)
-            staging_dir = ckpt_dir.with_name(STAGING_PREFIX + ckpt_dir.name)
-            staging_dir.mkdir()
-        staging_dir = ddp_broadcast(staging_dir, src=0)
-
-        for obj_name, obj in self.recoverables.items():
-            savepath = staging_dir / f"{obj_name}{PARAMFILE_EXT}"
-            hook = self.custom_save_hooks.get(obj_name)
-            if hook is None:
-                hook = get_default_hook(obj, DEFAULT_SAVE_HOOKS)
-            if hook is None:
-                raise RuntimeError(
-                    f"Don't know how to save {type(obj)} ({obj_name}): "
-                    "register a default hook or add a custom hook for it."
-                )
-            hook(obj, savepath)
+                name = self._new_checkpoint_name()
+        name = ddp_broadcast(name, src=0)
+        staging = Checkpointer(
+            self.checkpoints_dir / (STAGING_PREFIX + name),
+            recoverables=self.recoverables,
+            custom_save_hooks=self.custom_save_hooks,
+        )
+        staged = staging.save_checkpoint(
+            meta or {}, end_of_epoch, name=name, verbosity=logging.DEBUG
+        )
         # Some hooks write on every process: all must be done before the rename.
         ddp_barrier()
         if not if_main_process():
             return None
 
-        saved_meta = self._save_checkpoint_metafile(
-            staging_dir / METAFNAME, meta or {}, end_of_epoch
-        )
-        _fsync_directory(staging_dir)
+        ckpt_dir = self.checkpoints_dir / staged.path.name
+        _fsync_directory(staged.path)
         if ckpt_dir.exists():
-            replaced = ckpt_dir.with_name(
-                STAGING_PREFIX + "old-" + ckpt_dir.name
-            )
+            replaced = staging.checkpoints_dir / "old"
             os.rename(ckpt_dir, replaced)
-            os.rename(staging_dir, ckpt_dir)
-            shutil.rmtree(replaced)
+            os.rename(staged.path, ckpt_dir)
         else:
-            os.rename(staging_dir, ckpt_dir)
+            os.rename(staged.path, ckpt_dir)
         _fsync_directory(self.checkpoints_dir, files=False)
+        shutil.rmtree(staging.checkpoints_dir)
 
         ckpt_type = "end-of-epoch" if end_of_epoch else "intra-epoch"
         logger.log(verbosity, f"Saved an {ckpt_type} checkpoint in {ckpt_dir}")
         paramfiles = {
-            path.stem: path
-            for path in ckpt_dir.iterdir()
-            if path.suffix == PARAMFILE_EXT
+            obj_name: ckpt_dir / path.name
+            for obj_name, path in staged.paramfiles.items()
         }
-        return Checkpoint(ckpt_dir, saved_meta, paramfiles)
+        return Checkpoint(ckpt_dir, staged.meta, paramfiles)
+
+    def _new_checkpoint_name(self):
+        """A name from the time, as SpeechBrain's, free in this folder."""
+        stamp = time.strftime("%Y-%m-%d+%H-%M-%S")
+        suffix = 0
+        while (
+            self.checkpoints_dir / f"{CKPT_PREFIX}+{stamp}+{suffix:02d}"
+        ).exists():
+            suffix += 1
+        return f"{stamp}+{suffix:02d}"
 
     def _remove_staging_dirs(self):
         """Removes what saves interrupted by a kill left behind."""

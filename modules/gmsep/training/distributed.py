@@ -13,6 +13,13 @@ per-utterance metrics are combined afterwards (``mean_over_processes``,
 ``gather_in_item_order``). At the end, ``leave_process_group`` lets the
 backend's threads finish before the interpreter exits.
 
+The reductions go through SpeechBrain's ``ddp_all_reduce``, so they follow
+its rules (the identity without a process group or inside a main-process-only
+section). What is here is what ``speechbrain.utils.distributed`` lacks: an
+average (gloo has no AVG reduction, so ``ddp_all_reduce`` cannot average on
+CPU), a gather of Python objects, a sampler that never repeats an item, and
+a teardown.
+
 Without an initialised process group every function is the identity.
 
 Authors
@@ -25,7 +32,11 @@ import weakref
 
 import torch
 import torch.distributed as dist
-from speechbrain.utils.distributed import is_distributed_initialized
+from speechbrain.utils.distributed import (
+    ddp_all_reduce,
+    ddp_prevent_block,
+    is_distributed_initialized,
+)
 
 
 def all_reduce_mean(tensors):
@@ -56,7 +67,8 @@ def all_reduce_mean(tensors):
     (torch.Size([2, 3]), None, torch.Size([4]))
     """
     tensors = list(tensors)
-    if not is_distributed_initialized() or dist.get_world_size() == 1:
+    # Where ddp_all_reduce would not reduce, dividing would be wrong.
+    if ddp_prevent_block() or dist.get_world_size() == 1:
         return tensors
     buckets = {}
     for i, tensor in enumerate(tensors):
@@ -67,7 +79,7 @@ def all_reduce_mean(tensors):
     for indices in buckets.values():
         flat = torch.cat([tensors[i].reshape(-1) for i in indices])
         # SUM then divide: gloo has no AVG reduction.
-        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        ddp_all_reduce(flat, dist.ReduceOp.SUM)
         flat.div_(world_size)
         chunks = flat.split([tensors[i].numel() for i in indices])
         for i, chunk in zip(indices, chunks, strict=True):
@@ -93,10 +105,7 @@ def all_processes_agree(flags):
     >>> all_processes_agree(torch.tensor([True, False]))
     [True, False]
     """
-    if not is_distributed_initialized():
-        return flags.tolist()
-    agreed = flags.to(torch.int32)
-    dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
+    agreed = ddp_all_reduce(flags.to(torch.int32), dist.ReduceOp.MIN)
     return agreed.bool().tolist()
 
 
@@ -170,13 +179,16 @@ def mean_over_processes(mean, count, device="cpu"):
         dtype=torch.float64,
         device=device,
     )
-    dist.all_reduce(sums, op=dist.ReduceOp.SUM)
+    ddp_all_reduce(sums, dist.ReduceOp.SUM)
     total, total_count = sums.tolist()
     return total / total_count if total_count else float("nan")
 
 
 def gather_in_item_order(rows):
     """All processes' per-item rows, in the order of the dataset.
+
+    SpeechBrain has a broadcast of objects (``ddp_broadcast``) but no gather,
+    so this calls ``torch.distributed.all_gather_object`` itself.
 
     Arguments
     ---------
