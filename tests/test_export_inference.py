@@ -207,3 +207,81 @@ def test_mismatched_weights_are_an_error(unified, tmp_path):
 def test_non_local_source_refused():
     with pytest.raises(PretrainedFolderError, match="only local"):
         NoiseRobustSeparation.from_hparams(source="speechbrain/sepformer-wham")
+
+
+# hyperparams.yaml as exports of earlier versions wrote it: the module
+# nodes at the top level, a `separator`, `pretrained_path` for the loader to
+# set, and the names `gmsep.inference.*` of the one-module package.
+EARLIER_EXPORT = """
+sample_rate: 8000
+num_spks: 2
+encoder: &enc !new:speechbrain.lobes.models.dual_path.Encoder
+  kernel_size: 16
+  out_channels: 16
+masknet: &mask !new:speechbrain.lobes.models.dual_path.Dual_Path_Model
+  num_spks: 2
+  in_channels: 16
+  out_channels: 16
+  num_layers: 1
+  K: 50
+  intra_model: !new:speechbrain.lobes.models.dual_path.SBTransformerBlock
+    num_layers: 1
+    d_model: 16
+    nhead: 2
+    d_ffn: 32
+    dropout: 0
+    use_positional_encoding: true
+    norm_before: true
+  inter_model: !new:speechbrain.lobes.models.dual_path.SBTransformerBlock
+    num_layers: 1
+    d_model: 16
+    nhead: 2
+    d_ffn: 32
+    dropout: 0
+    use_positional_encoding: true
+    norm_before: true
+  norm: ln
+  linear_layer_after_inter_intra: false
+  skip_around_intra: true
+decoder: &dec !new:speechbrain.lobes.models.dual_path.Decoder
+  in_channels: 16
+  out_channels: 1
+  kernel_size: 16
+  stride: 8
+  bias: false
+separator: !new:gmsep.model.UnifiedSeparator
+  encoder: *enc
+  enhancer: null
+  masknet: *mask
+  decoder: *dec
+  num_spks: 2
+pretrained_path: !PLACEHOLDER
+modules:
+    encoder: !ref <encoder>
+    masknet: !ref <masknet>
+    decoder: !ref <decoder>
+pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
+  loadables:
+    encoder: !ref <encoder>
+    masknet: !ref <masknet>
+    decoder: !ref <decoder>
+  paths:
+    encoder: !ref <pretrained_path>/encoder.ckpt
+    masknet: !ref <pretrained_path>/masknet.ckpt
+    decoder: !ref <pretrained_path>/decoder.ckpt
+  custom_hooks:
+    encoder: !name:gmsep.inference.strict_parameter_transfer
+    masknet: !name:gmsep.inference.strict_parameter_transfer
+    decoder: !name:gmsep.inference.strict_parameter_transfer
+"""
+
+
+def test_folder_of_an_earlier_export_still_loads(tmp_path):
+    exp_dir, separator = make_experiment(tmp_path, enhancer=False)
+    out = export_pretrained(exp_dir, tmp_path / "pretrained")
+    (out / "hyperparams.yaml").write_text(EARLIER_EXPORT)
+    model = NoiseRobustSeparation.from_hparams(source=str(out))
+    mix = torch.randn(1, 3000, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        expected = separator.separate(mix)
+    torch.testing.assert_close(model.separate_batch(mix), expected)
