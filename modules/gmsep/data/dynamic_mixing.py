@@ -3,8 +3,9 @@
 Each item draws S distinct speakers of the training CSV, one utterance of
 each and one noise file, crops them to a common length, sets each source to
 a random level as LibriMix does and the noise to a random SNR as WHAM! does,
-and sums them. The sources come from the ``s1`` ... ``sS`` columns of a
-LibriMix-layout CSV, whose mixture IDs name their utterances
+and sums them (the level rule of :func:`gmsep.data.mixing.mix_sources`,
+shared with the demo corpus). The sources come from the ``s1`` ... ``sS``
+columns of a LibriMix-layout CSV, whose mixture IDs name their utterances
 (``<speaker>-<chapter>-<utt>_...``, one part per source, see
 :mod:`recipes.prepare_librimix`); the noises from its ``noise`` column.
 
