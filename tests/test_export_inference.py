@@ -222,7 +222,7 @@ masknet: &mask !new:speechbrain.lobes.models.dual_path.Dual_Path_Model
   num_spks: 2
   in_channels: 16
   out_channels: 16
-  num_layers: 1
+  num_layers: 2
   K: 50
   intra_model: !new:speechbrain.lobes.models.dual_path.SBTransformerBlock
     num_layers: 1
