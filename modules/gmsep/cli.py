@@ -230,7 +230,7 @@ def evaluate(args):
     plot_dir = out / "spectrograms"
     plotted = rows[: args.plots]
     check_free(
-        [*files.values(), *(plot_dir / f"{row['ID']}.png" for row in plotted)],
+        [*files.values(), *(plot_dir / f"{row[ID]}.png" for row in plotted)],
         args.overwrite,
     )
     extra_metrics = optional_metrics(model.sample_rate)
@@ -238,17 +238,17 @@ def evaluate(args):
 
     results = []
     for i, row in enumerate(tqdm(rows, desc="utterances", unit="utt")):
-        mix, _ = model.load_mixture(row["mix_wav"])  # 1, T
+        mix, _ = model.load_mixture(row[wav_column(MIX)])  # 1, T
         refs = [
-            model.load_mixture(row[f"s{s + 1}_wav"])[0][0]
-            for s in range(model.num_spks)
+            model.load_mixture(row[column])[0][0]
+            for column in source_columns(model.num_spks)
         ]
         length = min(mix.shape[-1], *(ref.shape[-1] for ref in refs))
         mix = mix[:, :length]
         refs = torch.stack([ref[:length] for ref in refs], dim=-1)  # T, S
         chunking = (args.chunk_seconds, args.overlap_seconds)
         est = model.separate_long(mix, *chunking)[0]  # T, S
-        result = {"ID": row["ID"], **separation_metrics(est, refs, mix[0])}
+        result = {ID: row[ID], **separation_metrics(est, refs, mix[0])}
         if extra_metrics:
             aligned = align_speakers(est[None], refs[None])[0].numpy()
             for name, metric in extra_metrics.items():
@@ -274,10 +274,10 @@ def evaluate(args):
                 for s in range(model.num_spks)
             ]
             plot_spectrograms(
-                plot_dir / f"{row['ID']}.png",
+                plot_dir / f"{row[ID]}.png",
                 signals,
                 model.sample_rate,
-                title=f"{row['ID']}: SI-SNRi {result['si-snr_i']:.2f} dB",
+                title=f"{row[ID]}: SI-SNRi {result['si-snr_i']:.2f} dB",
             )
 
     names = [name for name in results[0] if name != "ID"]
