@@ -171,6 +171,24 @@ def test_export_refuses_to_overwrite(unified):
         export_pretrained(exp_dir, out)
 
 
+def test_overwrite_replaces_only_an_earlier_export(unified, tmp_path):
+    exp_dir, _, out, _ = unified
+    earlier = shutil.copytree(out, tmp_path / "earlier")
+    export_pretrained(exp_dir, earlier, overwrite=True)
+    assert (earlier / "encoder.ckpt").is_file()
+    (earlier / "notes.txt").write_text("mine")
+    with pytest.raises(ExportError, match=r"does not write \(notes.txt\)"):
+        export_pretrained(exp_dir, earlier, overwrite=True)
+    assert (earlier / "notes.txt").read_text() == "mine"
+    user_folder = tmp_path / "user"
+    user_folder.mkdir()
+    (user_folder / "thesis.tex").write_text("keep me")
+    with pytest.raises(ExportError, match="not a pretrained folder"):
+        export_pretrained(exp_dir, user_folder, overwrite=True)
+    assert (user_folder / "thesis.tex").read_text() == "keep me"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
 def test_export_bad_experiment(tmp_path):
     with pytest.raises(ExportError, match="hyperparams.yaml"):
         export_pretrained(tmp_path, tmp_path / "out")

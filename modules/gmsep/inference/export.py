@@ -70,7 +70,8 @@ def export_pretrained(experiment_dir, out_dir, overwrite=False):
 
     The folder is built in a temporary folder beside ``out_dir`` and moved
     in when complete; with ``overwrite``, only a folder this function wrote
-    (one with its ``hyperparams.yaml`` and model card) is replaced.
+    (its ``hyperparams.yaml``, model card and ``.ckpt`` files, nothing
+    else) is replaced.
 
     Arguments
     ---------
@@ -122,6 +123,18 @@ def export_pretrained(experiment_dir, out_dir, overwrite=False):
                 f"{out_dir}: not a pretrained folder (no {HPARAMS_FILE}); "
                 "--overwrite only replaces an earlier export"
             )
+        foreign = sorted(
+            path.name
+            for path in out_dir.iterdir()
+            if path.name not in (HPARAMS_FILE, "README.md")
+            and not (path.suffix == ".ckpt" and path.is_file())
+        )
+        if foreign:
+            raise ExportError(
+                f"{out_dir}: holds files an export does not write "
+                f"({', '.join(foreign)}); --overwrite only replaces an "
+                "earlier export: move them first"
+            )
 
     experiment = _load_tree(hparams_path)
     model = model_section(experiment, hparams_path)
@@ -156,9 +169,13 @@ def export_pretrained(experiment_dir, out_dir, overwrite=False):
             ),
             encoding="utf-8",
         )
+        # An earlier export (checked above) is set aside, not deleted,
+        # until the new one is in place.
+        earlier = staging.with_name(staging.name + ".earlier")
         if out_dir.is_dir():
-            shutil.rmtree(out_dir)  # an earlier export (checked above)
+            os.replace(out_dir, earlier)
         os.replace(staging, out_dir)
+        shutil.rmtree(earlier, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     logger.info("Exported %s to %s", checkpoint.path, out_dir)
