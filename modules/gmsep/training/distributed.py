@@ -44,7 +44,9 @@ def all_reduce_mean(tensors):
 
     The tensors are flattened into one bucket per (device, dtype), normally a
     single bucket, so a step costs one all-reduce whatever the number of
-    parameter tensors.
+    parameter tensors. SpeechBrain's ``ddp_all_reduce`` does the reduction;
+    the bucketing and the division are here because it reduces one tensor
+    and gloo has no AVG reduction.
 
     Arguments
     ---------
@@ -231,7 +233,7 @@ def leave_process_group(device="cpu", settle=0.25, timeout=10.0):
     wrapper keeps holding it. So the last collective's own tensor is watched
     until its worker thread has released it, and the lock is left free for
     ``settle`` more seconds for any release still under way on another
-    worker thread.
+    worker thread. SpeechBrain has no teardown of the process group.
 
     Arguments
     ---------
