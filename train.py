@@ -94,5 +94,5 @@ if __name__ == "__main__":
             f"SDRi {results['sdr_i']:.2f} dB; per-utterance results in "
             f"{hparams['output_folder']}/test_results.csv"
         )
-    # Lets the backend's threads finish before the interpreter exits.
-    leave_process_group(separation_brain.device)
+    # Stops the backend's threads before the interpreter exits.
+    leave_process_group()

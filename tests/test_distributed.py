@@ -176,7 +176,7 @@ def ddp_worker(rank, world_size, folder):
     except BaseException:
         dist.destroy_process_group()  # the peer may be gone: no collective
         raise
-    assert leave_process_group()
+    leave_process_group()
 
 
 @pytest.fixture(scope="module")
@@ -250,12 +250,12 @@ dist.init_process_group(
 model = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(2, 2))
 model(torch.ones(1, 2)).sum().backward()
 dist.all_gather_object([None], ["a row"])
-print("released:", leave_process_group(settle=0.0))
+leave_process_group()
 print("initialised after:", dist.is_initialized())
 """
 
 
-def test_leave_process_group_sees_the_last_release_and_destroys(tmp_path):
+def test_leave_process_group_destroys_the_group(tmp_path):
     run = subprocess.run(
         [sys.executable, "-c", LEAVE_SCRIPT, str(tmp_path / "rendezvous")],
         capture_output=True,
@@ -264,7 +264,6 @@ def test_leave_process_group_sees_the_last_release_and_destroys(tmp_path):
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert run.returncode == 0, run.stderr[-2000:]
-    assert "released: True" in run.stdout
     assert "initialised after: False" in run.stdout
 
 

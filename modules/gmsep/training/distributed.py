@@ -10,8 +10,8 @@ must be taken by all processes together, or the next collective hangs
 (``all_processes_agree``). Validation and test are sharded too: each process
 evaluates its own items (``EvaluationShardSampler``), and the losses and
 per-utterance metrics are combined afterwards (``mean_over_processes``,
-``gather_in_item_order``). At the end, ``leave_process_group`` lets the
-backend's threads finish before the interpreter exits.
+``gather_in_item_order``). At the end, ``leave_process_group`` stops the
+backend's threads before the interpreter exits.
 
 The reductions go through SpeechBrain's ``ddp_all_reduce``, so they follow
 its rules (the identity without a process group or inside a main-process-only
@@ -26,14 +26,11 @@ Authors
  * gmsep contributors 2026
 """
 
-import threading
-import time
-import weakref
-
 import torch
 import torch.distributed as dist
 from speechbrain.utils.distributed import (
     ddp_all_reduce,
+    ddp_barrier,
     ddp_prevent_block,
     is_distributed_initialized,
 )
@@ -44,7 +41,9 @@ def all_reduce_mean(tensors):
 
     The tensors are flattened into one bucket per (device, dtype), normally a
     single bucket, so a step costs one all-reduce whatever the number of
-    parameter tensors.
+    parameter tensors. SpeechBrain's ``ddp_all_reduce`` does the reduction;
+    the bucketing and the division are here because it reduces one tensor
+    and gloo has no AVG reduction.
 
     Arguments
     ---------
@@ -217,49 +216,23 @@ def gather_in_item_order(rows):
     return ordered
 
 
-def leave_process_group(device="cpu", settle=0.25, timeout=10.0):
-    """Waits for every process, lets the backend's worker threads finish,
-    then destroys the process group: call it last, before the interpreter
-    exits.
+def leave_process_group():
+    """Waits for every process, then destroys the process group: call it
+    last, before the interpreter exits.
 
-    A worker thread releases a finished collective's tensors after the
-    caller has returned from it, and releasing a tensor that Python has seen
-    takes the interpreter lock. If the interpreter is already shutting down
-    then, the process aborts ("terminate called without an active
-    exception"). ``destroy_process_group`` alone does not prevent it: it
-    stops those threads only once nothing else holds the group, and a DDP
-    wrapper keeps holding it. So the last collective's own tensor is watched
-    until its worker thread has released it, and the lock is left free for
-    ``settle`` more seconds for any release still under way on another
-    worker thread.
-
-    Arguments
-    ---------
-    device : str or torch.device
-        Where the last collective runs (the process's device: nccl needs CUDA).
-    settle : float
-        Seconds the interpreter lock is left free after that release.
-    timeout : float
-        Seconds to wait for the release before going on regardless.
-
-    Returns
-    -------
-    bool
-        Whether the release was seen (True without a process group).
+    A process that exits with its group alive aborts now and then
+    ("terminate called without an active exception", 1 in 5 two-process
+    gloo runs): the backend's worker threads still run while the
+    interpreter shuts down. ``destroy_process_group`` stops them first, and
+    the barrier before it keeps a process from tearing down the group while
+    a peer is still in a collective. SpeechBrain has the barrier
+    (``ddp_barrier``) but no teardown.
 
     Example
     -------
     >>> leave_process_group()  # no process group: nothing to do
-    True
     """
     if not is_distributed_initialized():
-        return True
-    released = threading.Event()
-    last = torch.zeros(1, device=device)
-    weakref.finalize(last, released.set)
-    dist.all_reduce(last)  # every process has arrived
-    del last  # now only the collective's record in the backend holds it
-    seen = released.wait(timeout)
-    time.sleep(settle)
+        return
+    ddp_barrier()
     dist.destroy_process_group()
-    return seen
