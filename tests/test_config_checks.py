@@ -32,6 +32,7 @@ CASES = {
         "ckpt_interval_minutes and ckpt_interval_steps",
     ),
     "num_spks": (DEMO, ["--num_spks=3"], "num_spks: 3, but"),
+    "unknown_setting": (DEMO, ["--d_modle=64"], "d_modle: not a setting of"),
     "sample_rate": (
         DEMO,
         ["--sample_rate=16000"],
