@@ -20,15 +20,15 @@ Authors
 import sys
 
 import speechbrain as sb
+from gmsep.data.audio import check_csv_audio
+from gmsep.data.columns import wav_columns
+from gmsep.data.pipelines import dataio_prep
 from gmsep.training.brain import NoiseRobustSeparationBrain
 from gmsep.training.config_checks import (
     check_config,
     check_csv_speakers,
     check_hparams_file,
 )
-from gmsep.data.audio import check_csv_audio
-from gmsep.data.columns import wav_columns
-from gmsep.data.pipelines import dataio_prep
 from gmsep.training.distributed import leave_process_group
 from gmsep.training.experiment import load_experiment
 from gmsep.training.legacy_checkpoints import refuse_legacy_checkpoints

@@ -9,12 +9,12 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
+from gmsep.losses import Objective, PITNegSISNR
 from gmsep.training.config_checks import (
     ConfigError,
     check_config,
     check_hparams_file,
 )
-from gmsep.losses import Objective, PITNegSISNR
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(REPO, "hparams", "demo.yaml")

@@ -8,13 +8,13 @@ import soundfile as sf
 import speechbrain as sb
 import torch
 from gmsep.data.audio import DataError
-from gmsep.data.pipelines import dataio_prep, signal_names
 from gmsep.data.dynamic_mixing import (
     MAX_AMP,
     DynamicMixer,
     DynamicMixingDataset,
     librimix_pools,
 )
+from gmsep.data.pipelines import dataio_prep, signal_names
 from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.dataio.dataloader import make_dataloader
 

@@ -21,7 +21,6 @@ import speechbrain as sb
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from gmsep.training.experiment import load_experiment
 from gmsep.training.brain import NoiseRobustSeparationBrain
 from gmsep.training.distributed import (
     all_processes_agree,
@@ -29,6 +28,7 @@ from gmsep.training.distributed import (
     leave_process_group,
     mean_over_processes,
 )
+from gmsep.training.experiment import load_experiment
 from speechbrain.dataio.batch import PaddedBatch
 from tiny_config import REPO, TINY_MODEL
 

@@ -28,12 +28,12 @@ from ruamel.yaml.comments import TaggedScalar
 from speechbrain.inference.interfaces import Pretrained
 from speechbrain.utils.fetching import FetchConfig, LocalStrategy
 
+from gmsep.data.audio import read_audio, write_audio
 from gmsep.inference.chunking import (
     DEFAULT_CHUNK_SECONDS,
     DEFAULT_OVERLAP_SECONDS,
     separate_in_chunks,
 )
-from gmsep.data.audio import read_audio, write_audio
 from gmsep.model import UnifiedSeparator
 
 logger = logging.getLogger(__name__)
