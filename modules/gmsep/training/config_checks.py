@@ -79,7 +79,7 @@ def check_hparams_file(hparams_file, overrides=""):
     ...     check_hparams_file(hparams_file.name, "data_folder: /data\\ngm_mode: pcgrad")
     Traceback (most recent call last):
     ...
-    gmsep.training.config_checks.ConfigError: gm_mode: 'pcgrad' is not one of none, project, remedy
+    gmsep.training.config_checks.ConfigError: gm_mode: 'pcgrad' is not one of none, project, remedy, published
     """
     yaml = ruamel.yaml.YAML()
     with open(hparams_file, encoding="utf-8") as fin:
