@@ -7,6 +7,7 @@ import json
 import os
 
 import pytest
+from gmsep.inference.export import inference_hparams
 from gmsep.training.brain import NoiseRobustSeparationBrain
 from gmsep.training.config_checks import ConfigError, check_hparams_file
 from gmsep.training.experiment import (
@@ -144,3 +145,7 @@ def test_a_derived_experiment_is_its_base_with_the_changed_settings():
         check_hparams_file(PUBLISHED, "")
     with pytest.raises(ConfigError, match="gm_mode: 'pcgrad'"):
         check_hparams_file(PUBLISHED, "data_folder: /data\ngm_mode: pcgrad")
+    # the export finds the model section in the included experiment
+    assert "masknet_intra:" in inference_hparams(
+        PUBLISHED, {"data_folder": "/data"}
+    )
