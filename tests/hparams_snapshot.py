@@ -22,7 +22,7 @@ import torch
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OVERRIDES = {"data_folder": "/data/LibriMix"}
 # Containers whose shape is the layout itself (described in tests instead).
-LAYOUT_KEYS = ("model", "training", "modules", "checkpointer")
+LAYOUT_KEYS = ("experiment", "model", "training", "modules", "checkpointer")
 
 
 def describe(value):

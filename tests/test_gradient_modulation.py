@@ -82,7 +82,8 @@ def test_without_conflict_nothing_changes(mode):
 def test_finite_gradients_give_finite_results(mode, main, aux):
     result = combine_one(mode, main, aux)
     assert torch.isfinite(result).all()
-    if not any(main):  # zero main gradient: no conflict, the aux gradient as is
+    if not any(main) and mode != "published":
+        # zero main gradient: no conflict, the aux gradient as is
         torch.testing.assert_close(result, torch.tensor(aux))
 
 
@@ -97,7 +98,11 @@ def test_finite_gradients_give_finite_results(mode, main, aux):
     ],
 )
 def test_non_finite_gradients_stay_non_finite(mode, main, aux):
-    assert not torch.isfinite(combine_one(mode, main, aux)).all()
+    result = combine_one(mode, main, aux)
+    if mode == "published" and all(map(math.isfinite, main)):
+        assert torch.isfinite(result).all()  # the aux gradient is never used
+    else:
+        assert not torch.isfinite(result).all()
 
 
 def test_missing_aux_gradient_keeps_the_main_gradient():
@@ -318,6 +323,30 @@ def test_aliasing_of_the_published_pattern_is_caught():
     assert_is_modulated(
         model, gm_gradients(model, batch, "project"), g_main, g_aux
     )
+
+
+def test_published_mode_is_the_published_pattern_to_the_last_bit():
+    """The published pattern, run literally in float64 (torch >= 2.0 zeroes
+    in place only when asked to, as torch 1.8 always did), is mode
+    "published": the SS gradient alone, doubled on the shared tensors."""
+    model = tiny_separator().double()
+    batch = tuple(x.double() for x in fixed_batch())
+    g_main, _ = reference_gradients(model, batch)
+    published, _ = published_pattern_gradients(model, batch)
+
+    model.zero_grad(set_to_none=True)
+    main, aux = task_losses(model, batch)
+    gm = GradientModulation("published")
+    gm.backward(main, aux, shared_params(model))
+
+    for p in model.parameters():
+        assert torch.equal(p.grad, published[p])
+    for p in shared_params(model):
+        torch.testing.assert_close(p.grad, 2 * g_main[p], rtol=1e-12, atol=0)
+    for p in separator_params(model):
+        torch.testing.assert_close(p.grad, g_main[p], rtol=1e-12, atol=0)
+    assert gm.stats()["conflict_fraction"] == 0.0  # as the authors' code saw
+    assert gm.stats()["mean_cosine"] == pytest.approx(1.0)
 
 
 def test_backward_keeps_accumulated_gradients_and_applies_the_reduction():

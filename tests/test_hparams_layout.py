@@ -7,8 +7,9 @@ import json
 import os
 
 import pytest
+from gmsep.inference.export import inference_hparams
 from gmsep.training.brain import NoiseRobustSeparationBrain
-from gmsep.training.config_checks import ConfigError
+from gmsep.training.config_checks import ConfigError, check_hparams_file
 from gmsep.training.experiment import (
     included_sections,
     load_experiment,
@@ -116,3 +117,35 @@ def test_brain_checkpoints_every_module_by_name(tmp_path):
     } <= files
     assert {"counter.ckpt", "lr_scheduler.ckpt"} <= files
     assert "separator.ckpt" not in files
+
+
+PUBLISHED = os.path.join(REPO, "hparams", "sepformer-published-libri2mix.yaml")
+
+
+def test_a_derived_experiment_is_its_base_with_the_changed_settings():
+    """sepformer-published-* include the paper's experiment whole: every
+    value but the name and gm_mode is the paper's, and overrides reach the
+    section of the included experiment that defines them."""
+    assert route_overrides(
+        PUBLISHED, {"lr": 0.01, "d_model": 32, "data_folder": "/data"}
+    ) == {
+        "experiment": {
+            "training": {"lr": 0.01},
+            "model": {"d_model": 32},
+            "data_folder": "/data",
+        }
+    }
+    hparams, _ = load_experiment(PUBLISHED, {"data_folder": "/data"})
+    assert hparams["gradient_modulation"].mode == "published"
+    assert hparams["output_folder"].startswith(
+        "results/sepformer-published-libri2mix/"
+    )
+    assert hparams["epoch_counter"] is hparams["training"]["epoch_counter"]
+    with pytest.raises(ConfigError, match="data_folder: required"):
+        check_hparams_file(PUBLISHED, "")
+    with pytest.raises(ConfigError, match="gm_mode: 'pcgrad'"):
+        check_hparams_file(PUBLISHED, "data_folder: /data\ngm_mode: pcgrad")
+    # the export finds the model section in the included experiment
+    assert "masknet_intra:" in inference_hparams(
+        PUBLISHED, {"data_folder": "/data"}
+    )

@@ -39,6 +39,16 @@ class GradientModulation:
          cosine between the step-1 result and h, if ||g'|| > K ||h|| and
          cos' > 0: g' <- cos' g' and h' = h / cos' (the only case where the
          main gradient is changed); else h' = h.
+    * ``"published"``: g' = h, h' = h, so the result is 2 h. This is the update
+      the authors' published code computed, not the method it describes: it
+      kept references to ``p.grad`` after the SE backward, zeroed the
+      gradients in place (torch < 2.0) and ran the SS backward into the same
+      tensors, so the "SE gradients" it projected were the SS gradients, no
+      conflict was ever found and every shared tensor got twice the SS
+      gradient. ``backward`` does not back-propagate the auxiliary loss at
+      all; ``combine`` ignores the auxiliary gradients it is given (the
+      statistics are those the published code saw: cosine 1, no conflict).
+      Kept so that the paper's numbers can be reproduced as they were run.
 
     A zero main gradient counts as no conflict and is never divided by; finite
     gradients never give NaN. Non-finite gradients stay non-finite so that the
@@ -52,7 +62,7 @@ class GradientModulation:
     Arguments
     ---------
     mode : str
-        One of ``MODES``: "none", "project" or "remedy".
+        One of ``MODES``: "none", "project", "remedy" or "published".
     remedy_k : float
         The threshold K of the remedy's rescaling step (> 0).
 
@@ -66,7 +76,7 @@ class GradientModulation:
     1.0
     """
 
-    MODES = ("none", "project", "remedy")
+    MODES = ("none", "project", "remedy", "published")
 
     def __init__(self, mode="project", remedy_k=5.0):
         if mode not in self.MODES:
@@ -109,7 +119,10 @@ class GradientModulation:
         if not paired:
             return combined
         main = [main_grads[i] for i in paired]
-        aux = [aux_grads[i] for i in paired]
+        # published: the kept "auxiliary gradients" are the main ones (aliasing)
+        aux = (
+            main if self.mode == "published" else [aux_grads[i] for i in paired]
+        )
         for g_main, g_aux in zip(main, aux, strict=True):
             if g_main.shape != g_aux.shape:
                 raise ValueError(
@@ -147,7 +160,7 @@ class GradientModulation:
         tiny = torch.finfo(dot.dtype).tiny
         conflict = dot < 0  # False for a zero main gradient (dot = 0)
         proj = torch.where(conflict, dot / main_sq.clamp_min(tiny), 0.0)
-        if self.mode == "project":
+        if self.mode in ("project", "published"):
             return None, 1.0 - proj
 
         # Step 1: g' = g_perp + (||g_perp|| / ||g||) h, with
@@ -185,7 +198,7 @@ class GradientModulation:
             Scalar main-task (SS) loss, weighted.
         aux_loss : torch.Tensor or None
             Scalar auxiliary-task (SE) loss, weighted; None: plain backward
-            of the main loss.
+            of the main loss. Not back-propagated in mode "published".
         shared_params : iterable of torch.nn.Parameter
             The parameters both losses reach (Encoder and EnhanceNet).
         aux_grad_reduce : callable, optional
@@ -200,15 +213,22 @@ class GradientModulation:
             (main_loss + aux_loss).backward()
             return
         shared_params = list(shared_params)
-        # Separate buffers: the auxiliary gradient must not alias .grad, which
-        # the main backward writes into.
-        aux_grads = list(
-            torch.autograd.grad(
-                aux_loss, shared_params, retain_graph=True, allow_unused=True
+        if self.mode == "published":
+            # The auxiliary gradient never reached the update: no SE backward.
+            aux_grads = None
+        else:
+            # Separate buffers: the auxiliary gradient must not alias .grad,
+            # which the main backward writes into.
+            aux_grads = list(
+                torch.autograd.grad(
+                    aux_loss,
+                    shared_params,
+                    retain_graph=True,
+                    allow_unused=True,
+                )
             )
-        )
-        if aux_grad_reduce is not None:
-            aux_grads = list(aux_grad_reduce(aux_grads))
+            if aux_grad_reduce is not None:
+                aux_grads = list(aux_grad_reduce(aux_grads))
 
         accumulated = [p.grad for p in shared_params]
         for p in shared_params:
@@ -219,7 +239,9 @@ class GradientModulation:
             torch.zeros_like(p) if p.grad is None else p.grad
             for p in shared_params
         ]
-        combined = self.combine(main_grads, aux_grads)
+        combined = self.combine(
+            main_grads, main_grads if aux_grads is None else aux_grads
+        )
         for p, grad, previous in zip(
             shared_params, combined, accumulated, strict=True
         ):

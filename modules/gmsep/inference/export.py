@@ -313,6 +313,11 @@ def _load_tree(hparams_path, overrides=None):
     tree = ruamel.yaml.YAML().load(resolved)
     if not isinstance(tree, CommentedMap):
         raise ExportError(f"{hparams_path}: not a YAML mapping")
+    # A derived experiment: the experiment it includes holds the sections.
+    while "model" not in tree and isinstance(
+        tree.get("experiment"), CommentedMap
+    ):
+        tree = tree["experiment"]
     return tree
 
 

@@ -7,6 +7,7 @@ Authors
 
 import csv
 import os
+import re
 
 import ruamel.yaml
 import torch
@@ -79,7 +80,7 @@ def check_hparams_file(hparams_file, overrides=""):
     ...     check_hparams_file(hparams_file.name, "data_folder: /data\\ngm_mode: pcgrad")
     Traceback (most recent call last):
     ...
-    gmsep.training.config_checks.ConfigError: gm_mode: 'pcgrad' is not one of none, project, remedy
+    gmsep.training.config_checks.ConfigError: gm_mode: 'pcgrad' is not one of none, project, remedy, published
     """
     yaml = ruamel.yaml.YAML()
     with open(hparams_file, encoding="utf-8") as fin:
@@ -92,13 +93,35 @@ def check_hparams_file(hparams_file, overrides=""):
                 f"{key}: required but not set ({hparams_file} leaves it a "
                 f"!PLACEHOLDER); give it on the command line: --{key} <value>"
             )
+    from gmsep.training.experiment import route_overrides
+
     with open(hparams_file, encoding="utf-8") as fin:
-        resolved = yaml.load(resolve_references(fin, overrides)) or {}
-    for key, choices in CHOICES.items():
-        if key in resolved and resolved[key] not in choices:
+        try:
+            text = resolve_references(fin, route_overrides(hparams_file, given))
+        except ValueError as error:  # a section's placeholder, not given
+            match = re.match(r"'(\w+)' is a !PLACEHOLDER", str(error))
+            if match is None:
+                raise
             raise ConfigError(
-                f"{key}: {resolved[key]!r} is not one of {', '.join(choices)}"
+                f"{match[1]}: required but not set (an experiment that "
+                f"{hparams_file} includes leaves it a !PLACEHOLDER); give it "
+                f"on the command line: --{match[1]} <value>"
+            ) from None
+    for key, value in _settings(yaml.load(text) or {}):
+        choices = CHOICES.get(key)
+        if choices is not None and value not in choices:
+            raise ConfigError(
+                f"{key}: {value!r} is not one of {', '.join(choices)}"
             )
+
+
+def _settings(tree):
+    """(key, value) of every mapping of a resolved YAML tree, the included
+    sections' too (a derived experiment sets gm_mode in its section)."""
+    for key, value in tree.items():
+        yield key, value
+        if isinstance(value, dict):
+            yield from _settings(value)
 
 
 def check_config(hparams, run_opts=None):

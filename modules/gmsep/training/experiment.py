@@ -20,6 +20,16 @@ Two things make such a file behave as one flat experiment:
   (``hparams["encoder"]``, ``hparams["epoch_counter"]``), where the Brain,
   ``train.py`` and SpeechBrain's run options look for them.
 
+An experiment that differs from another by a few settings includes it whole,
+as its one section, so that the two cannot drift apart::
+
+    experiment: !include:sepformer-gm-libri2mix.yaml
+        experiment_name: sepformer-published-libri2mix
+        gm_mode: published
+
+Overrides then reach the section of the included experiment that defines
+them (``experiment: {training: {lr: 0.001}}``) and every entry is flattened.
+
 Authors
  * gmsep contributors 2026
 """
@@ -34,8 +44,32 @@ from gmsep.training.config_checks import ConfigError
 INCLUDE_TAG = "!include:"
 
 
+def _section_files(hparams_file):
+    """The experiment file's sections: name -> the file it includes."""
+    yaml = ruamel.yaml.YAML()
+    with open(hparams_file, encoding="utf-8") as fin:
+        tree = yaml.load(fin) or {}
+    folder = os.path.dirname(os.path.abspath(hparams_file))
+    files = {}
+    for name, node in tree.items():
+        tag = getattr(getattr(node, "tag", None), "value", None) or ""
+        if tag.startswith(INCLUDE_TAG):
+            files[name] = os.path.join(folder, tag[len(INCLUDE_TAG) :])
+    return files
+
+
+def _top_level(hparams_file):
+    """The top-level keys of a YAML file."""
+    with open(hparams_file, encoding="utf-8") as fin:
+        return set(ruamel.yaml.YAML().load(fin) or {})
+
+
 def included_sections(hparams_file):
     """The experiment file's sections and the settings each defines.
+
+    A section may itself be an experiment (a derived experiment includes
+    the one it changes, e.g. ``experiment: !include:sepformer-gm-...``): its
+    settings are then its own and those of its sections.
 
     Arguments
     ---------
@@ -45,27 +79,31 @@ def included_sections(hparams_file):
     Returns
     -------
     dict
-        Section name (e.g. ``model``) -> the set of its file's top-level keys.
+        Section name (e.g. ``model``) -> the set of the settings it defines.
     """
-    yaml = ruamel.yaml.YAML()
-    with open(hparams_file, encoding="utf-8") as fin:
-        tree = yaml.load(fin) or {}
-    folder = os.path.dirname(os.path.abspath(hparams_file))
     sections = {}
-    for name, node in tree.items():
-        tag = getattr(getattr(node, "tag", None), "value", None) or ""
-        if not tag.startswith(INCLUDE_TAG):
-            continue
-        with open(
-            os.path.join(folder, tag[len(INCLUDE_TAG) :]), encoding="utf-8"
-        ) as fin:
-            sections[name] = set(yaml.load(fin) or {})
+    for name, path in _section_files(hparams_file).items():
+        keys = _top_level(path)
+        for nested in included_sections(path).values():
+            keys |= nested
+        sections[name] = keys
     return sections
+
+
+def _merge(into, update):
+    """Merges nested override mappings (``{"model": {...}}``) in place."""
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+    return into
 
 
 def route_overrides(hparams_file, overrides=None):
     """Moves the overrides of settings that only a section defines into
-    that section.
+    that section (into the section's own section where it is an
+    experiment).
 
     Arguments
     ---------
@@ -86,9 +124,8 @@ def route_overrides(hparams_file, overrides=None):
     """
     if isinstance(overrides, str) or overrides is None:
         overrides = ruamel.yaml.YAML(typ="safe").load(overrides or "") or {}
-    yaml = ruamel.yaml.YAML()
-    with open(hparams_file, encoding="utf-8") as fin:
-        top_level = set(yaml.load(fin) or {})
+    top_level = _top_level(hparams_file)
+    files = _section_files(hparams_file)
     sections = included_sections(hparams_file)
     routed = {}
     for key, value in overrides.items():
@@ -103,8 +140,22 @@ def route_overrides(hparams_file, overrides=None):
             )
         # A setting two sections define is set in both (e.g. sample_rate).
         for owner in owners:
-            routed.setdefault(owner, {})[key] = value
+            _merge(
+                routed.setdefault(owner, {}),
+                route_overrides(files[owner], {key: value}),
+            )
     return routed
+
+
+def _flatten(hparams, values, hparams_file):
+    """Adds the entries of the sections of ``values`` (loaded from
+    ``hparams_file``) to ``hparams``, then those of their sections."""
+    files = _section_files(hparams_file)
+    for name in files:
+        for key, value in values[name].items():
+            hparams.setdefault(key, value)
+    for name, path in files.items():
+        _flatten(hparams, values[name], path)
 
 
 def load_experiment(hparams_file, overrides=None):
@@ -121,15 +172,14 @@ def load_experiment(hparams_file, overrides=None):
     Returns
     -------
     hparams : dict
-        The loaded experiment; each section's entries are also top-level
-        entries, unless the file itself defines the same name.
+        The loaded experiment; each section's entries (and its sections')
+        are also top-level entries, unless the file itself, or a section
+        nearer the top, defines the same name.
     overrides : dict
         The routed overrides, for ``sb.create_experiment_directory``.
     """
     routed = route_overrides(hparams_file, overrides)
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, routed)
-    for name in included_sections(hparams_file):
-        for key, value in hparams[name].items():
-            hparams.setdefault(key, value)
+    _flatten(hparams, hparams, hparams_file)
     return hparams, routed
