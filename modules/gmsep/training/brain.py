@@ -22,7 +22,7 @@ from speechbrain.utils.distributed import (
 
 from gmsep.evaluation.metrics import METRIC_NAMES, separation_metrics
 from gmsep.evaluation.results import average_results, write_results
-from gmsep.losses import weighted_objectives
+from gmsep.losses import evaluation_objectives, weighted_objectives
 from gmsep.training.distributed import (
     EvaluationShardSampler,
     all_processes_agree,
@@ -116,7 +116,10 @@ class NoiseRobustSeparationBrain(sb.Brain):
         """Separates the batch's mixtures.
 
         In training, with ``use_speedperturb``, every source is speed-perturbed
-        on its own and the mixture rebuilt as sum(sources) + noise.
+        on its own and the mixture rebuilt as sum(sources) + noise, or as
+        sum(sources) alone under ``condition: clean`` (input ``mix_clean``),
+        so that training sees the same kind of mixture as validation and
+        test. Without a ``condition`` entry (WHAM!) the input is noisy.
 
         Arguments
         ---------
@@ -143,8 +146,9 @@ class NoiseRobustSeparationBrain(sb.Brain):
         )  # B, T, S
         clean_mix = batch.clean_sig.data  # B, T
         if stage == sb.Stage.TRAIN and self.hparams.use_speedperturb:
+            noisy = getattr(self.hparams, "condition", "noisy") != "clean"
             mix, sources, clean_mix = self.hparams.speed_perturb_remix(
-                sources, batch.noise_sig.data
+                sources, batch.noise_sig.data if noisy else None
             )
         # The SE target is only needed where the SE loss is: in training.
         clean_mix = clean_mix if stage == sb.Stage.TRAIN else None
@@ -165,7 +169,10 @@ class NoiseRobustSeparationBrain(sb.Brain):
         predictions : tuple
             What ``compute_forward`` returned.
         stage : sb.Stage
-            Outside training only the main objective is computed.
+            Outside training only the main objective is computed, as
+            validation and test compute it: without the SS loss's SI-SNR
+            threshold, which is a training device
+            (``gmsep.losses.evaluation_objectives``).
 
         Returns
         -------
@@ -177,7 +184,7 @@ class NoiseRobustSeparationBrain(sb.Brain):
         output, sources, _ = predictions
         objectives = self.hparams.objectives
         if stage != sb.Stage.TRAIN:
-            objectives = [o for o in objectives if not o.auxiliary]
+            objectives = evaluation_objectives(objectives)
         main_loss, aux_loss, _ = weighted_objectives(
             objectives, output, sources
         )
