@@ -50,6 +50,10 @@ class PITNegSISNR(nn.Module):
     True
     """
 
+    # The loss is a mean over the items of the batch: gradient accumulation
+    # divides it by the number of micro-batches.
+    batch_reduction = "mean"
+
     def __init__(self, threshold=30.0):
         super().__init__()
         self.threshold = threshold
@@ -151,6 +155,13 @@ class EnhancedFeatureMSE(nn.Module):
             )
         self.reduction = reduction
         self.detach_target = detach_target
+
+    @property
+    def batch_reduction(self):
+        """How the loss reduces over the batch: "sum" (the loss of a batch
+        is the sum of its micro-batches' losses, so gradient accumulation
+        must not divide it) or "mean"."""
+        return self.reduction
 
     def forward(self, output, sources):
         """The SE loss.
