@@ -306,7 +306,13 @@ class NoiseRobustSeparationBrain(sb.Brain):
         if aux_loss is not None:
             aux_loss = self.scaler.scale(aux_loss * aux_scale)
         gm = self.hparams.gradient_modulation
-        if self.grad_accumulation_factor == 1 or aux_loss is None:
+        # Without modulation ("none") the combination is a sum, and sums of
+        # micro-batches add up: one backward each, as without accumulation.
+        if (
+            self.grad_accumulation_factor == 1
+            or aux_loss is None
+            or gm.mode == "none"
+        ):
             # DDP averages the main gradient, not the auxiliary one.
             gm.backward(
                 main_loss,
