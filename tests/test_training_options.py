@@ -173,3 +173,21 @@ def test_accumulation_refuses_a_criterion_without_batch_reduction(tmp_path):
     brain.hparams.objectives[0].criterion = Criterion()
     with pytest.raises(ConfigError, match="grad_accumulation_factor: 2"):
         brain.on_fit_start()
+
+
+def test_accumulation_with_a_loss_scaler_gives_the_large_batch_update(
+    tmp_path,
+):
+    """The fp16 path: both tasks' losses scaled by the GradScaler in every
+    micro-batch, unscaled once before clipping and the step (GM is
+    scale-free). A CPU GradScaler stands in for CUDA's."""
+    data = items(["a", "bb"])
+    params = []
+    for factor, batches in ((1, [data]), (2, [data[:1], data[1:]])):
+        brain = accumulating_brain(tmp_path / str(factor), factor, "project")
+        brain.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+        assert brain.scaler.is_enabled()
+        params.append(train(brain, batches))
+        assert brain.scaler.get_scale() == 2.0**10  # finite: no backoff
+    for got, expected in zip(*params[::-1], strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-12)
