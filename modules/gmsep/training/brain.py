@@ -24,7 +24,7 @@ from speechbrain.utils.distributed import (
 from gmsep.evaluation.metrics import METRIC_NAMES, separation_metrics
 from gmsep.evaluation.results import average_results, write_results
 from gmsep.losses import evaluation_objectives, weighted_objectives
-from gmsep.training.config_checks import ConfigError
+from gmsep.training.config_checks import accumulation_scales
 from gmsep.training.distributed import (
     EvaluationShardSampler,
     all_processes_agree,
@@ -38,65 +38,6 @@ logger = logging.getLogger(__name__)
 
 class NonFiniteLossError(RuntimeError):
     """Raised when too many consecutive batches give a non-finite loss."""
-
-
-def accumulation_scales(objectives, grad_accumulation_factor):
-    """The factors of the main and auxiliary losses under gradient accumulation.
-
-    A loss that averages over the batch is divided by the number k of
-    micro-batches, so that the accumulated gradient is the large batch's; a
-    loss summed over the batch is not. Each criterion says which it is in
-    ``batch_reduction`` ("mean" or "sum").
-
-    Arguments
-    ---------
-    objectives : list of gmsep.losses.Objective
-    grad_accumulation_factor : int
-        k, the micro-batches per optimizer step.
-
-    Returns
-    -------
-    main_scale, aux_scale : float
-
-    Raises
-    ------
-    ConfigError
-        With k > 1, when a criterion does not declare its batch reduction or
-        the objectives of one task reduce differently.
-
-    Example
-    -------
-    >>> from gmsep.losses import EnhancedFeatureMSE, Objective, PITNegSISNR
-    >>> objectives = [Objective("ss", PITNegSISNR()),
-    ...     Objective("se", EnhancedFeatureMSE("sum"), 0.1, auxiliary=True)]
-    >>> accumulation_scales(objectives, 4)
-    (0.25, 1.0)
-    """
-    if grad_accumulation_factor < 1:
-        raise ConfigError(
-            "grad_accumulation_factor: expected a positive integer, got "
-            f"{grad_accumulation_factor}"
-        )
-    if grad_accumulation_factor == 1:
-        return 1.0, 1.0
-    scales = []
-    for auxiliary in (False, True):
-        reductions = {
-            getattr(o.criterion, "batch_reduction", None)
-            for o in objectives
-            if o.auxiliary == auxiliary
-        }
-        if not reductions <= {"mean", "sum"} or len(reductions) > 1:
-            raise ConfigError(
-                f"grad_accumulation_factor: {grad_accumulation_factor} needs "
-                "every criterion of a task to declare one batch_reduction, "
-                "'mean' or 'sum', so that the accumulated gradient is the "
-                f"large batch's; the {'auxiliary' if auxiliary else 'main'} "
-                f"objectives have {sorted(map(str, reductions))}"
-            )
-        sums = reductions == {"sum"}
-        scales.append(1.0 if sums else 1.0 / grad_accumulation_factor)
-    return tuple(scales)
 
 
 class NoiseRobustSeparationBrain(sb.Brain):
