@@ -77,3 +77,11 @@ def test_shape_errors():
         remix(sources[..., 0], noise)
     with pytest.raises(ValueError, match="noise"):
         remix(sources, noise[:, :700])
+
+
+def test_without_noise_the_mixture_is_the_clean_mixture():
+    """The clean condition (input mix_clean): no noise is added back."""
+    sources, _ = batch()
+    mix, perturbed, clean_mix = SpeedPerturbRemix(8000)(sources, None)
+    assert torch.equal(clean_mix, perturbed.sum(-1))
+    assert torch.equal(mix, clean_mix)

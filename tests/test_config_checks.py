@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from gmsep.losses import Objective, PITNegSISNR
 from gmsep.training.config_checks import (
     ConfigError,
@@ -141,3 +142,26 @@ def test_check_config_accepts_one_checkpoint_interval_only(tmp_path):
             {**hparams, "ckpt_interval_minutes": 2},
             {"device": "cpu", "ckpt_interval_steps": 5},
         )
+
+
+def test_check_config_refuses_accumulation_it_cannot_make_exact(tmp_path):
+    """With grad_accumulation_factor > 1 every criterion must say whether it
+    averages or sums over the batch (the loss scale of accumulation)."""
+
+    class Unknown(torch.nn.Module):
+        def forward(self, output, sources):
+            return output.est_sources.sum()
+
+    ok = {
+        "objectives": [Objective("separation", PITNegSISNR())],
+        "data_folder": str(tmp_path),
+    }
+    check_config(ok, {"device": "cpu", "grad_accumulation_factor": 4})
+    unknown = {**ok, "objectives": [Objective("separation", Unknown())]}
+    check_config(unknown, {"device": "cpu"})
+    with pytest.raises(ConfigError, match="^grad_accumulation_factor: 4"):
+        check_config(unknown, {"device": "cpu", "grad_accumulation_factor": 4})
+    with pytest.raises(
+        ConfigError, match="^grad_accumulation_factor: expected"
+    ):
+        check_config(ok, {"device": "cpu", "grad_accumulation_factor": 0})

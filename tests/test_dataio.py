@@ -14,6 +14,7 @@ from gmsep.data.dynamic_mixing import (
     DynamicMixingDataset,
     librimix_pools,
 )
+from gmsep.data.mixing import integrated_loudness
 from gmsep.data.pipelines import dataio_prep, signal_names
 from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.dataio.dataloader import make_dataloader
@@ -282,3 +283,56 @@ def test_dynamic_mixing_needs_enough_speakers(tmp_path):
     csv_path, _ = write_corpus(tmp_path, 3, 8000, num_mix=2, ids=ids)
     with pytest.raises(DataError, match="2 speaker"):
         librimix_pools(csv_path, 3)
+
+
+def write_noise_files(folder, names, seconds=0.6, sample_rate=8000):
+    """Gaussian clips long enough for the 400 ms loudness blocks, in float."""
+    rng = np.random.default_rng(3)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in names:
+        path = str(folder / f"{name}.wav")
+        samples = rng.normal(0, 0.05, int(seconds * sample_rate))
+        sf.write(path, samples, sample_rate, subtype="FLOAT")
+        paths.append(path)
+    return paths
+
+
+def test_dynamic_mixing_draws_librimix_loudness(tmp_path):
+    """The default rule: sources at -33..-25 LUFS, noise at -38..-30 LUFS
+    (pyloudnorm's integrated loudness), as LibriMix draws them."""
+    paths = write_noise_files(tmp_path, ["a1", "a2", "b1", "c1", "n1", "n2"])
+    speakers = {"1": paths[:2], "2": paths[2:3], "3": paths[3:4]}
+    mixer = DynamicMixer(speakers, paths[4:], 2, 8000)
+    assert mixer.levels == "librimix"
+    source_levels, noise_levels = [], []
+    for index in range(12):
+        mix, s1, s2, noise, clean = mixer(index)
+        assert torch.equal(mix, clean + noise)
+        source_levels += [integrated_loudness(s, 8000) for s in (s1, s2)]
+        noise_levels.append(integrated_loudness(noise, 8000))
+    tolerance = 0.05  # the meter's gating on the leveled signal
+    assert -33 - tolerance <= min(source_levels)
+    assert max(source_levels) <= -25 + tolerance
+    assert -38 - tolerance <= min(noise_levels)
+    assert max(noise_levels) <= -30 + tolerance
+    # Drawn, not fixed: the levels spread over their ranges.
+    assert max(source_levels) - min(source_levels) > 4
+    assert max(noise_levels) - min(noise_levels) > 3
+
+
+def test_dynamic_mixing_levels_choose_the_rule(tmp_path):
+    paths = write_noise_files(tmp_path, ["a", "b", "n"])
+    speakers = {"1": paths[:1], "2": paths[1:2]}
+    wham = DynamicMixer(speakers, paths[2:], 2, 8000, levels="wham")
+    librimix = DynamicMixer(speakers, paths[2:], 2, 8000)
+    # The same draws of sources, other levels.
+    assert not torch.equal(wham(0)[0], librimix(0)[0])
+    with pytest.raises(ValueError, match="dynamic_mixing_levels"):
+        DynamicMixer(speakers, paths[2:], 2, 8000, levels="lufs")
+    hparams, _ = make_hparams(
+        tmp_path, dynamic_mixing=True, dynamic_mixing_levels="wham"
+    )
+    assert dataio_prep(hparams)["train"].mixer.levels == "wham"
+    del hparams["dynamic_mixing_levels"]
+    assert dataio_prep(hparams)["train"].mixer.levels == "librimix"

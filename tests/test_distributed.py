@@ -51,9 +51,10 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def tiny_brain(output_folder, gm_mode, distributed=False):
+def tiny_brain(output_folder, gm_mode, distributed=False, accumulation=1):
     """A demo-recipe Brain with a tiny network, seeded (same weights in
-    every process), SGD, ready for ``fit_batch``."""
+    every process), SGD, ready for ``fit_batch``; ``accumulation``
+    micro-batches per optimizer step."""
     overrides = {
         **TINY,
         "output_folder": str(output_folder),
@@ -62,7 +63,7 @@ def tiny_brain(output_folder, gm_mode, distributed=False):
     hparams, _ = load_experiment(
         os.path.join(REPO, "hparams", "demo.yaml"), overrides
     )
-    run_opts = {"device": "cpu"}
+    run_opts = {"device": "cpu", "grad_accumulation_factor": accumulation}
     if distributed:
         run_opts["distributed_backend"] = "gloo"
     brain = NoiseRobustSeparationBrain(
@@ -148,6 +149,16 @@ def ddp_worker(rank, world_size, folder):
             brain.fit_batch(PaddedBatch([mine]))
             torch.save(parameters(brain), folder / f"{mode}-rank{rank}.pt")
 
+        # Two micro-batches per process, one step: the update of one
+        # process on the four items.
+        brain = tiny_brain(
+            folder / "accumulation", "project", True, accumulation=2
+        )
+        for micro_batch in (2 * rank, 2 * rank + 1):
+            brain.step += 1
+            brain.fit_batch(PaddedBatch([items(2 * world_size)[micro_batch]]))
+        torch.save(parameters(brain), folder / f"accumulation-rank{rank}.pt")
+
         brain = tiny_brain(folder / "skip", "project", distributed=True)
         before = parameters(brain)
         nan_batch = PaddedBatch([items(world_size, nan_item=1)[rank]])
@@ -200,6 +211,25 @@ def test_two_processes_step_like_one_process_on_the_whole_batch(
         torch.testing.assert_close(ranks[0][name], ranks[1][name])
         update = expected[name] - initial[name]
         assert update.norm() > 0, f"{name} did not change"
+        error = (ranks[0][name] - expected[name]).norm() / update.norm()
+        assert error < 1e-4, f"{name}: update off by {error:.1e} (relative)"
+
+
+def test_accumulation_across_processes_steps_like_the_whole_batch(
+    ddp_results, tmp_path
+):
+    """2 processes x 2 micro-batches of 1 item = 1 process, 1 batch of 4:
+    the accumulated SE gradient is averaged once, GM combines once."""
+    reference = tiny_brain(tmp_path, "project")
+    initial = parameters(reference)
+    reference.fit_batch(PaddedBatch(items(4)))
+    expected = parameters(reference)
+    ranks = [
+        torch.load(ddp_results / f"accumulation-rank{r}.pt") for r in (0, 1)
+    ]
+    for name in expected:
+        torch.testing.assert_close(ranks[0][name], ranks[1][name])
+        update = expected[name] - initial[name]
         error = (ranks[0][name] - expected[name]).norm() / update.norm()
         assert error < 1e-4, f"{name}: update off by {error:.1e} (relative)"
 

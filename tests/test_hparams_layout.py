@@ -22,7 +22,10 @@ DEMO = os.path.join(REPO, "hparams", "demo.yaml")
 SNAPSHOT = os.path.join(REPO, "tests", "data", "resolved_hparams.json")
 # Settings added since the description was written, at their faithful
 # (paper) value, which leaves the experiment as it was.
-NEW_SETTINGS = {"pretrained_separator": None}
+NEW_SETTINGS = {
+    "pretrained_separator": None,
+    "dynamic_mixing_levels": "librimix",
+}
 
 
 @pytest.mark.parametrize(

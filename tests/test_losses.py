@@ -8,6 +8,7 @@ from gmsep.losses import (
     EnhancedFeatureMSE,
     Objective,
     PITNegSISNR,
+    evaluation_objectives,
     weighted_objectives,
 )
 from gmsep.model import SeparatorOutput
@@ -177,3 +178,16 @@ def test_weighted_objectives_split_main_and_auxiliary():
 
     with pytest.raises(ValueError, match="at least one main"):
         weighted_objectives(objectives[1:], output, sources)
+
+
+def test_evaluation_objectives_drop_the_threshold_and_the_auxiliary_task():
+    objectives = [
+        Objective("ss", PITNegSISNR(threshold=30.0), weight=2.0),
+        Objective("se", EnhancedFeatureMSE(), weight=0.1, auxiliary=True),
+    ]
+    evaluated = evaluation_objectives(objectives)
+    assert [(o.name, o.weight, o.auxiliary) for o in evaluated] == [
+        ("ss", 2.0, False)
+    ]
+    assert evaluated[0].criterion.threshold is None
+    assert objectives[0].criterion.threshold == 30.0

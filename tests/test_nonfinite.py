@@ -4,10 +4,10 @@ import os
 
 import pytest
 import torch
-from gmsep.training.experiment import load_experiment
-from gmsep.training.brain import NoiseRobustSeparationBrain, NonFiniteLossError
 from gmsep.losses import EnhancedFeatureMSE, PITNegSISNR
 from gmsep.model import SeparatorOutput
+from gmsep.training.brain import NoiseRobustSeparationBrain, NonFiniteLossError
+from gmsep.training.experiment import load_experiment
 from speechbrain.dataio.batch import PaddedBatch
 from tiny_config import REPO, TINY_MODEL
 

@@ -14,7 +14,7 @@ Authors
  * gmsep contributors 2026
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from speechbrain.nnet.losses import get_si_snr_with_pitwrapper
@@ -27,7 +27,9 @@ class PITNegSISNR(nn.Module):
     Items whose SI-SNR already exceeds ``threshold`` dB are dropped from the
     batch mean, as in SpeechBrain's separation recipes, so that training does
     not keep pushing solved mixtures. If every item is dropped, the loss is
-    ``-threshold`` with no gradient.
+    ``-threshold`` with no gradient. The threshold is a training device:
+    validation and test score every item (:meth:`for_evaluation`), as
+    SpeechBrain's recipes and the paper's code do.
 
     Arguments
     ---------
@@ -44,11 +46,26 @@ class PITNegSISNR(nn.Module):
     True
     >>> PITNegSISNR(threshold=10.0)(SeparatorOutput(estimates), sources)
     tensor(-10.)
+    >>> bool(PITNegSISNR(10.0).for_evaluation()(SeparatorOutput(estimates), sources) < -15)
+    True
     """
+
+    # The loss is a mean over the items of the batch: gradient accumulation
+    # divides it by the number of micro-batches.
+    batch_reduction = "mean"
 
     def __init__(self, threshold=30.0):
         super().__init__()
         self.threshold = threshold
+
+    def for_evaluation(self):
+        """The criterion of validation and test: the same loss, no threshold.
+
+        Returns
+        -------
+        PITNegSISNR
+        """
+        return self if self.threshold is None else PITNegSISNR(threshold=None)
 
     def forward(self, output, sources):
         """The batch loss.
@@ -139,6 +156,13 @@ class EnhancedFeatureMSE(nn.Module):
         self.reduction = reduction
         self.detach_target = detach_target
 
+    @property
+    def batch_reduction(self):
+        """How the loss reduces over the batch: "sum" (the loss of a batch
+        is the sum of its micro-batches' losses, so gradient accumulation
+        must not divide it) or "mean"."""
+        return self.reduction
+
     def forward(self, output, sources):
         """The SE loss.
 
@@ -192,6 +216,42 @@ class Objective:
     criterion: nn.Module
     weight: float = 1.0
     auxiliary: bool = False
+
+
+def evaluation_objectives(objectives):
+    """The objectives as validation and test compute them.
+
+    Model selection uses the main task only, so the auxiliary entries are
+    dropped; a criterion with a training-only part (the SI-SNR threshold of
+    :class:`PITNegSISNR`) is replaced by its ``for_evaluation()`` version.
+
+    Arguments
+    ---------
+    objectives : list of Objective
+        The training objectives.
+
+    Returns
+    -------
+    list of Objective
+        The main entries, with their evaluation criteria.
+
+    Example
+    -------
+    >>> objectives = [
+    ...     Objective("ss", PITNegSISNR(threshold=30.0)),
+    ...     Objective("se", EnhancedFeatureMSE(), weight=0.1, auxiliary=True)]
+    >>> [(o.name, o.criterion.threshold) for o in evaluation_objectives(objectives)]
+    [('ss', None)]
+    """
+    evaluated = []
+    for objective in objectives:
+        if objective.auxiliary:
+            continue
+        for_evaluation = getattr(objective.criterion, "for_evaluation", None)
+        if for_evaluation is not None:
+            objective = replace(objective, criterion=for_evaluation())
+        evaluated.append(objective)
+    return evaluated
 
 
 def weighted_objectives(objectives, output, sources):

@@ -15,8 +15,12 @@ class SpeedPerturbRemix(torch.nn.Module):
     (SpeedPerturb draws one speed per call, so it is called once per source
     and item), all signals are cropped to the shortest perturbed source (at
     most the input length), the clean mixture is the sum of the perturbed
-    sources and the noisy mixture adds the (cropped, unperturbed) noise. The sums are exact, so the SE
-    target and the separation targets stay consistent with the input.
+    sources and the noisy mixture adds the (cropped, unperturbed) noise. The
+    sums are exact, so the SE target and the separation targets stay
+    consistent with the input. Without noise (the clean condition, input
+    ``mix_clean``) the rebuilt mixture is the clean mixture: adding the
+    corpus's noise back would train on noisy mixtures and evaluate on clean
+    ones.
 
     With batches of more than one item the padding zeros of the shorter
     items are perturbed along with their speech; the paper's setting is
@@ -39,6 +43,9 @@ class SpeedPerturbRemix(torch.nn.Module):
     True
     >>> torch.equal(mix, sources_p.sum(-1) + noise[:, : mix.shape[1]])
     True
+    >>> mix, sources_p, clean_mix = remix(sources, noise=None)
+    >>> torch.equal(mix, clean_mix)
+    True
     """
 
     def __init__(self, sample_rate, speeds=(95, 100, 105)):
@@ -47,30 +54,33 @@ class SpeedPerturbRemix(torch.nn.Module):
             orig_freq=sample_rate, speeds=list(speeds)
         )
 
-    def forward(self, sources, noise):
+    def forward(self, sources, noise=None):
         """Returns the remixed mixture, the perturbed sources and their sum.
 
         Arguments
         ---------
         sources : torch.Tensor
             Clean sources, [B, T, S].
-        noise : torch.Tensor
-            Noise, [B, T].
+        noise : torch.Tensor or None
+            Noise, [B, T]; None for clean mixtures.
 
         Returns
         -------
         mix : torch.Tensor
-            clean_mix + noise, [B, T'].
+            clean_mix + noise (clean_mix without noise), [B, T'].
         sources : torch.Tensor
             Perturbed sources, [B, T', S], T' the shortest perturbed length
             (at most T).
         clean_mix : torch.Tensor
             Sum of the perturbed sources, [B, T'].
         """
-        if sources.dim() != 3 or noise.shape != sources.shape[:2]:
+        if sources.dim() != 3 or (
+            noise is not None and noise.shape != sources.shape[:2]
+        ):
             raise ValueError(
                 "SpeedPerturbRemix expects sources [B, T, S] and noise [B, T], "
-                f"got {tuple(sources.shape)} and {tuple(noise.shape)}"
+                f"got {tuple(sources.shape)} and "
+                f"{None if noise is None else tuple(noise.shape)}"
             )
         batch, time, num_spks = sources.shape
         perturbed = [
@@ -87,4 +97,6 @@ class SpeedPerturbRemix(torch.nn.Module):
             sources.view(batch, num_spks, length).transpose(1, 2).contiguous()
         )  # B, T', S
         clean_mix = sources.sum(-1)  # B, T'
+        if noise is None:
+            return clean_mix, sources, clean_mix
         return clean_mix + noise[:, :length], sources, clean_mix

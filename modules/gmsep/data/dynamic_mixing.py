@@ -1,10 +1,18 @@
 """Dynamic mixing: new training mixtures every epoch from LibriMix's sources.
 
 Each item draws S distinct speakers of the training CSV, one utterance of
-each and one noise file, crops them to a common length, sets each source to
-a random level as LibriMix does and the noise to a random SNR as WHAM! does,
-and sums them (the level rule of :func:`gmsep.data.mixing.mix_sources`,
-shared with the demo corpus). The sources come from the ``s1`` ... ``sS``
+each and one noise file, crops them to a common length, sets their levels
+and sums them. Two level rules (``dynamic_mixing_levels``):
+
+* ``librimix`` (default): as LibriMix draws its mixtures, each source at a
+  loudness in -33..-25 LUFS and the noise at -38..-30 LUFS, with LibriMix's
+  clipping rule (:func:`gmsep.data.mixing.mix_sources_lufs`), so that the
+  dynamic mixtures have the statistics of the fixed validation and test
+  sets;
+* ``wham``: each source at an RMS level in -33..-25 dB and the noise at a
+  WHAM!-like SNR of -6..3 dB below the loudest source
+  (:func:`gmsep.data.mixing.mix_sources`, shared with the demo corpus).
+ The sources come from the ``s1`` ... ``sS``
 columns of a LibriMix-layout CSV, whose mixture IDs name their utterances
 (``<speaker>-<chapter>-<utt>_...``, one part per source, see
 :mod:`recipes.prepare_librimix`); the noises from its ``noise`` column.
@@ -25,14 +33,18 @@ from speechbrain.dataio.dataset import DynamicItemDataset
 
 from gmsep.data.audio import DataError, check_audio_file, read_mono
 from gmsep.data.columns import NOISE, sig_keys, source_columns, wav_column
-from gmsep.data.mixing import MAX_AMP, mix_sources
+from gmsep.data.mixing import MAX_AMP, mix_sources, mix_sources_lufs
 
 # A LibriSpeech utterance ID: <speaker>-<chapter>-<utterance>
 UTTERANCE_ID = re.compile(r"(\d+)-\d+-\d+")
 # LibriMix draws each source's loudness uniformly in this range (dB)
 SPEECH_LEVELS = (-33.0, -25.0)
+# LibriMix draws the noise's loudness in this range (LUFS), 5 LU below
+NOISE_LEVELS = (-38.0, -30.0)
 # WHAM! draws the SNR of the louder source over the noise in this range (dB)
 SNR_RANGE = (-6.0, 3.0)
+# The level rules of dynamic mixing: LibriMix's loudness, WHAM!-like SNR
+LEVEL_RULES = ("librimix", "wham")
 
 
 def librimix_pools(csv_path, num_spks):
@@ -124,10 +136,17 @@ class DynamicMixer:
         drawn file's length.
     seed : int
         With the epoch and the item index, determines the item.
+    levels : str
+        The level rule, one of ``LEVEL_RULES``: "librimix" (loudness in
+        LUFS, sources in ``speech_levels``, noise in ``noise_levels``) or
+        "wham" (RMS levels in ``speech_levels``, noise at an SNR in
+        ``snr_range``).
     speech_levels : tuple of float
-        Range (dB) of each source's level.
+        Range (LUFS, or dB RMS with "wham") of each source's level.
+    noise_levels : tuple of float
+        Range (LUFS) of the noise's loudness ("librimix").
     snr_range : tuple of float
-        Range (dB) of the louder source's level over the noise.
+        Range (dB) of the louder source's level over the noise ("wham").
 
     Example
     -------
@@ -156,9 +175,15 @@ class DynamicMixer:
         sample_rate,
         segment_len=None,
         seed=1234,
+        levels="librimix",
         speech_levels=SPEECH_LEVELS,
+        noise_levels=NOISE_LEVELS,
         snr_range=SNR_RANGE,
     ):
+        if levels not in LEVEL_RULES:
+            raise ValueError(
+                f"dynamic_mixing_levels: {levels!r} is not one of {LEVEL_RULES}"
+            )
         # Sorted: the draws must not depend on the CSV's row order
         self.speakers = [speakers[speaker] for speaker in sorted(speakers)]
         self.noises = noises
@@ -166,7 +191,9 @@ class DynamicMixer:
         self.sample_rate = sample_rate
         self.segment_len = segment_len
         self.seed = seed
+        self.levels = levels
         self.speech_levels = speech_levels
+        self.noise_levels = noise_levels
         self.snr_range = snr_range
         self.epoch = 0
         self.keys = sig_keys(num_spks)
@@ -210,10 +237,16 @@ class DynamicMixer:
         *sources, noise = self._read_segments(paths, rng)
 
         levels = rng.uniform(*self.speech_levels, size=self.num_spks)
-        snr = rng.uniform(*self.snr_range)
-        sources, noise = mix_sources(
-            sources, noise, levels, snr, max_amp=MAX_AMP
-        )  # S, T and T
+        if self.levels == "librimix":
+            noise_level = rng.uniform(*self.noise_levels)
+            sources, noise = mix_sources_lufs(
+                sources, noise, levels, noise_level, self.sample_rate, MAX_AMP
+            )  # S, T and T
+        else:
+            snr = rng.uniform(*self.snr_range)
+            sources, noise = mix_sources(
+                sources, noise, levels, snr, max_amp=MAX_AMP
+            )  # S, T and T
         clean = sources.sum(0)  # T
         return (clean + noise, *sources.unbind(0), noise, clean)
 
@@ -272,7 +305,12 @@ class DynamicMixingDataset(DynamicItemDataset):
 
 
 def dynamic_mixing_dataset(
-    csv_path, num_spks, sample_rate, segment_len=None, seed=1234
+    csv_path,
+    num_spks,
+    sample_rate,
+    segment_len=None,
+    seed=1234,
+    levels="librimix",
 ):
     """Creates the dynamic-mixing training set of a LibriMix CSV.
 
@@ -288,6 +326,8 @@ def dynamic_mixing_dataset(
         Longest item in samples (a random crop); None or 0 for no limit.
     seed : int
         Seed of the mixtures.
+    levels : str
+        The level rule, "librimix" or "wham" (see :class:`DynamicMixer`).
 
     Returns
     -------
@@ -307,5 +347,6 @@ def dynamic_mixing_dataset(
         sample_rate,
         segment_len=segment_len,
         seed=seed,
+        levels=levels,
     )
     return DynamicMixingDataset(mixer, num_rows)

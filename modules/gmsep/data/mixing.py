@@ -1,4 +1,4 @@
-"""The level rule of a noisy mixture: source levels, SNR, joint peak limit.
+"""The level rules of a noisy mixture: source levels, SNR, joint peak limit.
 
 A noisy mixture y = s1 + ... + sS + n is made the way LibriMix and WHAM! make
 theirs: every source is set to a level, the noise to an SNR below the
@@ -10,6 +10,11 @@ scaled signals. Both the dynamic mixing of training
 
 Levels are plain RMS levels in dB (see :func:`rms_level`); all functions
 keep the dtype of their input, the levels are measured in float64.
+
+LibriMix's own rule, :func:`mix_sources_lufs`, draws loudness instead
+(ITU-R BS.1770 integrated loudness in LUFS, measured with pyloudnorm as
+LibriMix does) for every source and for the noise, with LibriMix's clipping
+rule.
 
 Example
 -------
@@ -29,12 +34,15 @@ Authors
 
 import math
 
+import pyloudnorm
 import torch
 
 # Peak amplitude above which a mixture is scaled down, as in LibriMix
 MAX_AMP = 0.9
 # Floor of an RMS, so that digital silence gets a finite level
 RMS_FLOOR = 1e-8
+# The gating block of ITU-R BS.1770 loudness, in seconds
+LOUDNESS_BLOCK = 0.4
 
 
 def rms(signal, eps=RMS_FLOOR):
@@ -219,3 +227,119 @@ def mix_sources(
     noise = noise * level_gain(noise[:overlap], speech_level - snr, eps)
     gain = peak_gain(leveled, noise, max_amp)
     return leveled * gain, noise * gain
+
+
+def integrated_loudness(signal, sample_rate):
+    """ITU-R BS.1770 integrated loudness of a signal, in LUFS (pyloudnorm).
+
+    A signal shorter than the 400 ms gating block is measured as a single
+    block of its own length, so that short test clips get a level too.
+
+    Arguments
+    ---------
+    signal : torch.Tensor
+        A waveform, [T].
+    sample_rate : int
+        Its sample rate in Hz.
+
+    Returns
+    -------
+    float
+        The loudness; -inf for digital silence.
+
+    Example
+    -------
+    >>> tone = torch.sin(torch.arange(8000) * 2 * math.pi * 1000 / 8000)
+    >>> round(integrated_loudness(0.1 * tone, 8000))
+    -23
+    """
+    block = min(LOUDNESS_BLOCK, 0.999 * len(signal) / sample_rate)
+    meter = pyloudnorm.Meter(sample_rate, block_size=block)
+    return float(meter.integrated_loudness(signal.double().cpu().numpy()))
+
+
+def loudness_gain(signal, loudness, sample_rate):
+    """The gain that brings a signal to a loudness in LUFS; 1 for silence.
+
+    Arguments
+    ---------
+    signal : torch.Tensor
+        A waveform, [T].
+    loudness : float
+        The target loudness in LUFS.
+    sample_rate : int
+        The sample rate in Hz.
+
+    Returns
+    -------
+    float
+    """
+    measured = integrated_loudness(signal, sample_rate)
+    if not math.isfinite(measured):
+        return 1.0
+    return 10.0 ** ((float(loudness) - measured) / 20.0)
+
+
+def mix_sources_lufs(
+    sources, noise, loudness, noise_loudness, sample_rate, max_amp=MAX_AMP
+):
+    """Levels the sources and the noise of one mixture as LibriMix does.
+
+    Every source is set to its loudness and the noise to its own (LibriMix
+    draws them in -33..-25 and -38..-30 LUFS: the noise level does not
+    follow the speech). LibriMix's clipping rule: a signal whose peak would
+    reach 1 at its loudness is instead scaled to a peak of ``max_amp``; then,
+    if the noisy mixture's peak exceeds ``max_amp``, every signal gets one
+    common gain that brings it to ``max_amp``, so that y = x + n and
+    x = s1 + ... + sS still hold. Sources shorter than the longest are
+    zero-padded at the end; the noise is cut to that length. Sum the returned
+    signals for x and y.
+
+    Arguments
+    ---------
+    sources : list of torch.Tensor
+        The S sources, [T_i] each.
+    noise : torch.Tensor
+        The noise, at least max(T_i) long.
+    loudness : sequence of float
+        The loudness in LUFS of each source.
+    noise_loudness : float
+        The loudness in LUFS of the noise.
+    sample_rate : int
+        The sample rate in Hz (the loudness meter's filters depend on it).
+    max_amp : float
+        The largest peak allowed.
+
+    Returns
+    -------
+    sources : torch.Tensor
+        The leveled sources, [S, T] with T = max(T_i).
+    noise : torch.Tensor
+        The leveled noise, [T].
+
+    Example
+    -------
+    >>> _ = torch.manual_seed(0)
+    >>> sources, noise = [torch.randn(4000), torch.randn(4000)], torch.randn(4000)
+    >>> sources, noise = mix_sources_lufs(sources, noise, [-25, -30], -35, 8000)
+    >>> [round(integrated_loudness(s, 8000), 1) for s in (*sources, noise)]
+    [-25.0, -30.0, -35.0]
+    """
+    length = max(len(source) for source in sources)
+    leveled = torch.zeros(
+        len(sources) + 1, length, dtype=noise.dtype, device=noise.device
+    )  # S + 1, T: the sources, then the noise
+    signals = [*sources, noise[:length]]
+    for i, (signal, target) in enumerate(
+        zip(signals, [*loudness, noise_loudness], strict=True)
+    ):
+        scaled = signal * loudness_gain(signal, target, sample_rate)
+        if scaled.abs().max() >= 1.0:
+            scaled = signal * (
+                max_amp / signal.abs().max().clamp_min(RMS_FLOOR)
+            )
+        leveled[i, : len(signal)] = scaled
+    peak = leveled.sum(0).abs().max().item()  # of y = x + n
+    gain = min(1.0, max_amp / peak) if peak > 0 else 1.0
+    leveled = leveled * gain
+    return leveled[:-1], leveled[-1]

@@ -176,7 +176,8 @@ def dataio_prep(hparams):
         (crop length in samples for training, None or 0 for full length;
         default None), ``dynamic_mixing`` (default False), ``sorting``
         ("random", "ascending" or "descending"; default "random": shuffled by
-        the loader) and ``seed`` (dynamic mixing; default 1234).
+        the loader), ``seed`` (dynamic mixing; default 1234) and
+        ``dynamic_mixing_levels`` ("librimix", the default, or "wham").
 
     Returns
     -------
@@ -213,6 +214,7 @@ def dataio_prep(hparams):
             sample_rate=sample_rate,
             segment_len=segment_len,
             seed=hparams.get("seed", 1234),
+            levels=hparams.get("dynamic_mixing_levels", "librimix"),
         )
     else:
         train = csv_dataset(hparams["train_data"], num_spks)

@@ -10,6 +10,7 @@ Authors
  * gmsep contributors 2026
 """
 
+import contextlib
 import logging
 import os
 
@@ -22,7 +23,8 @@ from speechbrain.utils.distributed import (
 
 from gmsep.evaluation.metrics import METRIC_NAMES, separation_metrics
 from gmsep.evaluation.results import average_results, write_results
-from gmsep.losses import weighted_objectives
+from gmsep.losses import evaluation_objectives, weighted_objectives
+from gmsep.training.config_checks import accumulation_scales
 from gmsep.training.distributed import (
     EvaluationShardSampler,
     all_processes_agree,
@@ -49,7 +51,13 @@ class NoiseRobustSeparationBrain(sb.Brain):
     ``gradient_modulation`` (``gmsep.gradient_modulation.GradientModulation``),
     ``use_speedperturb`` and ``speed_perturb_remix``, ``loss_upper_lim``,
     ``lr_scheduler``, ``epoch_counter``, ``train_logger``, ``output_folder``
-    and ``save_folder`` (for ``test_results.csv``).
+    and ``save_folder`` (for ``test_results.csv``); optionally ``condition``
+    ("noisy", the default, or "clean").
+
+    SpeechBrain's ``--grad_accumulation_factor`` k makes one optimizer step
+    of k batches, equal to one step on a batch k times larger (see
+    ``fit_batch``); an epoch's last, incomplete window is dropped, as
+    SpeechBrain does.
 
     Under DDP (``torchrun``) the training set is sharded across processes by
     SpeechBrain; each task's gradient is averaged across processes before the
@@ -107,16 +115,25 @@ class NoiseRobustSeparationBrain(sb.Brain):
         return super().make_dataloader(dataset, stage, *args, **loader_kwargs)
 
     def on_fit_start(self):
-        """Resets the counters of skipped batches, then recovers."""
+        """Resets the counters of skipped batches and the accumulated
+        gradients, sets the accumulation's loss scales, then recovers."""
         self.skipped_batches = {"nonfinite": 0, "loss_upper_lim": 0}
         self.nonfinite_streak = []
+        self.aux_grads = None
+        self.accumulation_void = False
+        self.accumulation_scales = accumulation_scales(
+            self.hparams.objectives, self.grad_accumulation_factor
+        )
         super().on_fit_start()
 
     def compute_forward(self, batch, stage):
         """Separates the batch's mixtures.
 
         In training, with ``use_speedperturb``, every source is speed-perturbed
-        on its own and the mixture rebuilt as sum(sources) + noise.
+        on its own and the mixture rebuilt as sum(sources) + noise, or as
+        sum(sources) alone under ``condition: clean`` (input ``mix_clean``),
+        so that training sees the same kind of mixture as validation and
+        test. Without a ``condition`` entry (WHAM!) the input is noisy.
 
         Arguments
         ---------
@@ -143,8 +160,9 @@ class NoiseRobustSeparationBrain(sb.Brain):
         )  # B, T, S
         clean_mix = batch.clean_sig.data  # B, T
         if stage == sb.Stage.TRAIN and self.hparams.use_speedperturb:
+            noisy = getattr(self.hparams, "condition", "noisy") != "clean"
             mix, sources, clean_mix = self.hparams.speed_perturb_remix(
-                sources, batch.noise_sig.data
+                sources, batch.noise_sig.data if noisy else None
             )
         # The SE target is only needed where the SE loss is: in training.
         clean_mix = clean_mix if stage == sb.Stage.TRAIN else None
@@ -165,7 +183,10 @@ class NoiseRobustSeparationBrain(sb.Brain):
         predictions : tuple
             What ``compute_forward`` returned.
         stage : sb.Stage
-            Outside training only the main objective is computed.
+            Outside training only the main objective is computed, as
+            validation and test compute it: without the SS loss's SI-SNR
+            threshold, which is a training device
+            (``gmsep.losses.evaluation_objectives``).
 
         Returns
         -------
@@ -177,7 +198,7 @@ class NoiseRobustSeparationBrain(sb.Brain):
         output, sources, _ = predictions
         objectives = self.hparams.objectives
         if stage != sb.Stage.TRAIN:
-            objectives = [o for o in objectives if not o.auxiliary]
+            objectives = evaluation_objectives(objectives)
         main_loss, aux_loss, _ = weighted_objectives(
             objectives, output, sources
         )
@@ -190,37 +211,116 @@ class NoiseRobustSeparationBrain(sb.Brain):
         return main_loss if aux_loss is None else main_loss + aux_loss
 
     def fit_batch(self, batch):
-        """One optimisation step with gradient modulation.
+        """One optimisation step with gradient modulation, or one micro-batch
+        of it with ``grad_accumulation_factor`` k > 1.
+
+        With k > 1 each task's gradient is accumulated on its own over k
+        micro-batches and GM combines the accumulated gradients once, before
+        the optimizer step: k micro-batches of b equal-length items give the
+        update of one batch of k * b (GM is not linear, so modulating each
+        micro-batch would not). Every loss that averages over the batch is
+        divided by k, a loss summed over it (``se_reduction: sum``) is not.
 
         Batches with a non-finite loss or gradient, or an SS loss above
-        ``loss_upper_lim``, are skipped (no update) and counted.
+        ``loss_upper_lim``, are skipped (no update) and counted; with k > 1 an
+        unusable micro-batch voids the update of its k micro-batches, as it
+        would void the one large batch.
         """
-        with self.training_ctx:
-            predictions = self.compute_forward(batch, sb.Stage.TRAIN)
-            main_loss, aux_loss = self.compute_task_losses(predictions)
-        total_loss = main_loss if aux_loss is None else main_loss + aux_loss
+        should_step = self.step % self.grad_accumulation_factor == 0
+        with self._no_sync(not should_step):
+            with self.training_ctx:
+                predictions = self.compute_forward(batch, sb.Stage.TRAIN)
+                main_loss, aux_loss = self.compute_task_losses(predictions)
+            total_loss = main_loss if aux_loss is None else main_loss + aux_loss
+            if not self._batch_is_usable(batch, main_loss, total_loss):
+                self._clear_accumulation(void=True)
+            elif not self.accumulation_void:
+                self._backward(main_loss, aux_loss)
+        if should_step:
+            self._step(batch)
+        return main_loss.detach().cpu()
 
-        if not self._batch_is_usable(batch, main_loss, total_loss):
-            self.zero_grad(set_to_none=True)
-            return main_loss.detach().cpu()
-
-        self.hparams.gradient_modulation.backward(
-            self.scaler.scale(main_loss),
-            None if aux_loss is None else self.scaler.scale(aux_loss),
-            self.shared_parameters(),
+    def _backward(self, main_loss, aux_loss):
+        """Back-propagates a (micro-)batch's losses, scaled for accumulation."""
+        main_scale, aux_scale = self.accumulation_scales
+        main_loss = self.scaler.scale(main_loss * main_scale)
+        if aux_loss is not None:
+            aux_loss = self.scaler.scale(aux_loss * aux_scale)
+        gm = self.hparams.gradient_modulation
+        # Without modulation ("none") the combination is a sum, and sums of
+        # micro-batches add up: one backward each, as without accumulation.
+        if (
+            self.grad_accumulation_factor == 1
+            or aux_loss is None
+            or gm.mode == "none"
+        ):
             # DDP averages the main gradient, not the auxiliary one.
-            aux_grad_reduce=(
-                all_reduce_mean if is_distributed_initialized() else None
-            ),
+            gm.backward(
+                main_loss,
+                aux_loss,
+                self.shared_parameters(),
+                aux_grad_reduce=(
+                    all_reduce_mean if is_distributed_initialized() else None
+                ),
+            )
+            return
+        # The auxiliary gradient of the shared parameters in its own buffers;
+        # the main one accumulates in .grad. GM combines them in _step.
+        shared = self.shared_parameters()
+        aux_grads = torch.autograd.grad(
+            aux_loss, shared, retain_graph=True, allow_unused=True
         )
+        if self.aux_grads is None:
+            self.aux_grads = list(aux_grads)
+        else:
+            self.aux_grads = [
+                new if old is None else old if new is None else old.add_(new)
+                for old, new in zip(self.aux_grads, aux_grads, strict=True)
+            ]
+        main_loss.backward()
+
+    def _step(self, batch):
+        """Ends an accumulation window: modulates the accumulated task
+        gradients, checks them and steps the optimizer."""
+        if self.accumulation_void:
+            self._clear_accumulation()
+            return
+        if self.aux_grads is not None:
+            aux_grads = self.aux_grads
+            if is_distributed_initialized():
+                aux_grads = all_reduce_mean(aux_grads)
+            shared = self.shared_parameters()
+            main_grads = [
+                torch.zeros_like(p) if p.grad is None else p.grad
+                for p in shared
+            ]
+            combined = self.hparams.gradient_modulation.combine(
+                main_grads, list(aux_grads)
+            )
+            for p, grad in zip(shared, combined, strict=True):
+                p.grad = grad
+            self.aux_grads = None
         # With fp16 the GradScaler skips non-finite steps and lowers its scale.
         if not self.scaler.is_enabled() and not self._gradients_are_finite():
             self._count_nonfinite(batch, "gradient")
-            self.zero_grad(set_to_none=True)
-            return main_loss.detach().cpu()
+            self._clear_accumulation()
+            return
         self.nonfinite_streak = []
         self.optimizers_step()
-        return main_loss.detach().cpu()
+
+    def _clear_accumulation(self, void=False):
+        """Drops the gradients accumulated so far; ``void``: the rest of the
+        accumulation window adds none and makes no step."""
+        self.zero_grad(set_to_none=True)
+        self.aux_grads = None
+        self.accumulation_void = void
+
+    def _no_sync(self, use):
+        """DDP's no_sync on the separator (SpeechBrain's ``no_sync`` looks
+        for wrappers in ``modules``, see _wrap_distributed)."""
+        if use and hasattr(self.separator, "no_sync"):
+            return self.separator.no_sync()
+        return contextlib.nullcontext()
 
     def shared_parameters(self):
         """The parameters both losses reach: encoder and enhancer."""
@@ -307,6 +407,9 @@ class NoiseRobustSeparationBrain(sb.Brain):
         and the test metrics (test)."""
         self.evaluated_batches = 0
         if stage == sb.Stage.TRAIN:
+            # SpeechBrain drops an epoch's incomplete accumulation window.
+            self.aux_grads = None
+            self.accumulation_void = False
             self.hparams.gradient_modulation.reset_stats()
             train_set = getattr(self, "epoch_dependent_train_set", None)
             if train_set is not None:

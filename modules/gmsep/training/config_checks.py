@@ -124,6 +124,65 @@ def _settings(tree):
             yield from _settings(value)
 
 
+def accumulation_scales(objectives, grad_accumulation_factor):
+    """The factors of the main and auxiliary losses under gradient accumulation.
+
+    A loss that averages over the batch is divided by the number k of
+    micro-batches, so that the accumulated gradient is the large batch's; a
+    loss summed over the batch is not. Each criterion says which it is in
+    ``batch_reduction`` ("mean" or "sum").
+
+    Arguments
+    ---------
+    objectives : list of gmsep.losses.Objective
+    grad_accumulation_factor : int
+        k, the micro-batches per optimizer step.
+
+    Returns
+    -------
+    main_scale, aux_scale : float
+
+    Raises
+    ------
+    ConfigError
+        With k > 1, when a criterion does not declare its batch reduction or
+        the objectives of one task reduce differently.
+
+    Example
+    -------
+    >>> from gmsep.losses import EnhancedFeatureMSE, Objective, PITNegSISNR
+    >>> objectives = [Objective("ss", PITNegSISNR()),
+    ...     Objective("se", EnhancedFeatureMSE("sum"), 0.1, auxiliary=True)]
+    >>> accumulation_scales(objectives, 4)
+    (0.25, 1.0)
+    """
+    if grad_accumulation_factor < 1:
+        raise ConfigError(
+            "grad_accumulation_factor: expected a positive integer, got "
+            f"{grad_accumulation_factor}"
+        )
+    if grad_accumulation_factor == 1:
+        return 1.0, 1.0
+    scales = []
+    for auxiliary in (False, True):
+        reductions = {
+            getattr(o.criterion, "batch_reduction", None)
+            for o in objectives
+            if o.auxiliary == auxiliary
+        }
+        if not reductions <= {"mean", "sum"} or len(reductions) > 1:
+            raise ConfigError(
+                f"grad_accumulation_factor: {grad_accumulation_factor} needs "
+                "every criterion of a task to declare one batch_reduction, "
+                "'mean' or 'sum', so that the accumulated gradient is the "
+                f"large batch's; the {'auxiliary' if auxiliary else 'main'} "
+                f"objectives have {sorted(map(str, reductions))}"
+            )
+        sums = reductions == {"sum"}
+        scales.append(1.0 if sums else 1.0 / grad_accumulation_factor)
+    return tuple(scales)
+
+
 def check_config(hparams, run_opts=None):
     """Checks the loaded hyperparameters before any data work.
 
@@ -168,6 +227,9 @@ def check_config(hparams, run_opts=None):
             "objectives: expected exactly one main (non-auxiliary) objective, "
             f"the separation loss; found {main or 'none'}"
         )
+    accumulation_scales(
+        objectives, run_option("grad_accumulation_factor", hparams, run_opts, 1)
+    )
     separator = hparams.get("separator")
     auxiliary = [o.name for o in objectives if o.auxiliary]
     if auxiliary and separator is not None and separator.enhancer is None:
