@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 WHAM_FOLDERS = {
     "wham": ("mix_both", "mix_clean", "mix_single", "s1", "s2", "noise"),
@@ -113,3 +114,12 @@ def make_wham_tree():
         return tree
 
     return make
+
+
+@pytest.fixture
+def one_thread():
+    """Runs a test on one torch thread (tiny tensors: more only contend)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

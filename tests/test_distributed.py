@@ -42,13 +42,8 @@ TINY = {
 LR = 0.5
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two processes on two cores: more threads only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny tensors (and two processes on two cores): more threads only contend.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_brain(output_folder, gm_mode, distributed=False, accumulation=1):

@@ -17,13 +17,8 @@ TINY = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: more threads only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny tensors (and two processes on two cores): more threads only contend.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_brain(output_folder, **overrides):

@@ -45,6 +45,7 @@ COMMON = {
     "use_speedperturb": True,
     "training_signal_len": None,
     "dynamic_mixing": False,
+    "dynamic_mixing_levels": "librimix",
     "pretrained_separator": None,
     "num_workers": 3,
     "factor": 0.5,

@@ -18,13 +18,8 @@ from tiny_config import REPO, TINY_MODEL
 DEMO = os.path.join(REPO, "hparams", "demo.yaml")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: more threads only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny tensors (and two processes on two cores): more threads only contend.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("condition", ["noisy", "clean"])
