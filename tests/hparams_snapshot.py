@@ -18,6 +18,7 @@ import os
 import sys
 
 import torch
+from gmsep.training.experiment import load_experiment
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OVERRIDES = {"data_folder": "/data/LibriMix"}
@@ -72,15 +73,8 @@ def _plain_attributes(obj):
 def resolved_values(hparams_file):
     """Describes every entry of an experiment file, its sections' entries
     at the top level."""
-    try:
-        from gmsep.training.experiment import load_experiment
-    except ImportError:  # the flat layout, before sections
-        from hyperpyyaml import load_hyperpyyaml
-
-        with open(hparams_file, encoding="utf-8") as fin:
-            hparams = load_hyperpyyaml(fin, OVERRIDES)
-    else:
-        hparams, _ = load_experiment(hparams_file, OVERRIDES)
+    # A flat file (no sections) loads the same way.
+    hparams, _ = load_experiment(hparams_file, OVERRIDES)
     return {
         key: describe(value)
         for key, value in hparams.items()

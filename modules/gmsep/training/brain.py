@@ -77,9 +77,7 @@ class NoiseRobustSeparationBrain(sb.Brain):
         if self.checkpointer is not None:
             # The network's parts are recoverables under their module names,
             # as in SpeechBrain's recipes, whatever the backbone.
-            self.checkpointer.add_recoverables(
-                {name: self.modules[name] for name in self.modules}
-            )
+            self.checkpointer.add_recoverables(dict(self.modules))
 
     def _wrap_distributed(self):
         """Wraps the UnifiedSeparator in ONE DDP (or DP) wrapper instead of
