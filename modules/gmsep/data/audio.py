@@ -4,7 +4,8 @@ All audio goes through SpeechBrain's soundfile-backed
 :mod:`speechbrain.dataio.audio_io` (no torchaudio backends, no torchcodec),
 and the rules for a usable file are written here once, for training data
 (:func:`check_csv_audio`, :func:`read_mono`), for the files a user separates
-(:func:`read_audio`) and for the outputs (:func:`write_audio`).
+(:func:`check_recording`, :func:`read_audio`) and for the outputs
+(:func:`write_sources`, :func:`write_audio`).
 
 Every problem a user's data can have (missing, corrupt, truncated, stereo,
 empty or wrongly sampled files; CSVs without the expected columns or pointing
@@ -27,14 +28,30 @@ torch.Size([200])
 
 import csv
 import logging
+import math
 import os
 
 import torch
 from speechbrain.dataio import audio_io
 
 from gmsep.data.columns import DURATION, ID, WAV_SUFFIX
+from gmsep.data.outputs import staged_files
 
 logger = logging.getLogger(__name__)
+
+# The shortest recording gmsep separates: under a tenth of a second (less
+# than a syllable) there is nothing to tell speakers apart by, and the
+# "sources" of a few samples that came back used to look like a result.
+MIN_SECONDS = 0.1
+# Below 1 kHz (a 500 Hz band) no speech is left to separate.
+MIN_SAMPLE_RATE = 1000
+# Only these libsndfile subtypes can hold NaN or inf samples.
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
+# Where the sources of a recording that would clip in a fixed-point file are
+# scaled to: a little headroom below full scale for the quantisation.
+HEADROOM_PEAK = 0.99
+# Frames per block when a float file is scanned for non-finite samples.
+_SCAN_FRAMES = 1 << 20
 
 # Placeholder sizes that streaming writers put in the header of a WAV data
 # chunk whose length was unknown: they do not mean the file was truncated.
@@ -325,17 +342,95 @@ def read_mono(path, sample_rate, start=0, stop=None):
     return signal
 
 
-def read_audio(path):
+def _check_recording_header(path, info, min_seconds):
+    """Raises a DataError if a recording is too short or too coarsely
+    sampled to be separated."""
+    if info.sample_rate < MIN_SAMPLE_RATE:
+        raise DataError(
+            f"{path}: sample rate {info.sample_rate} Hz, expected at least "
+            f"{MIN_SAMPLE_RATE} Hz"
+        )
+    if info.frames < min_seconds * info.sample_rate:
+        raise DataError(
+            f"{path}: {info.frames} frames ({info.duration:.3f} s), expected "
+            f"at least {min_seconds} s of audio"
+        )
+
+
+def _nonfinite_error(path, count, total):
+    return DataError(
+        f"{path}: {count} of {total} samples are not finite (NaN or inf); "
+        "repair the file (e.g. re-export it) and run again"
+    )
+
+
+def check_recording(path, min_seconds=MIN_SECONDS):
+    """Checks a recording to separate before any model is loaded.
+
+    The header checks of :func:`check_audio_file` (any channel count), a
+    duration of at least ``min_seconds``, a sample rate of at least
+    ``MIN_SAMPLE_RATE`` and, for float files, that every sample is finite
+    (read in blocks: memory does not grow with the file).
+
+    Arguments
+    ---------
+    path : str or os.PathLike
+        The recording.
+    min_seconds : float
+        The shortest duration accepted.
+
+    Returns
+    -------
+    speechbrain.dataio.audio_io.AudioInfo
+
+    Raises
+    ------
+    DataError
+        Naming the file and what was expected.
+
+    Example
+    -------
+    >>> import numpy as np, soundfile as sf
+    >>> path = getfixture("tmp_path") / "click.wav"
+    >>> sf.write(path, np.zeros(80), 8000)
+    >>> check_recording(path)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    gmsep.data.audio.DataError: ...click.wav: 80 frames (0.010 s), expected at least 0.1 s of audio
+    """
+    info = check_audio_file(path, mono=False)
+    _check_recording_header(path, info, min_seconds)
+    if info.subtype in FLOAT_SUBTYPES:
+        count = 0
+        for start in range(0, info.frames, _SCAN_FRAMES):
+            try:
+                block, _ = audio_io.load(
+                    os.fspath(path),
+                    dtype=torch.float32,
+                    frame_offset=start,
+                    num_frames=min(_SCAN_FRAMES, info.frames - start),
+                )
+            except RuntimeError as err:
+                raise _unreadable(os.fspath(path), err) from err
+            count += int((~torch.isfinite(block)).sum())
+        if count:
+            raise _nonfinite_error(path, count, info.frames * info.channels)
+    return info
+
+
+def read_audio(path, min_seconds=MIN_SECONDS):
     """Reads a recording as a mono float32 signal at its own sample rate.
 
     For the files a user separates: any format, rate and channel count
     libsndfile reads; multi-channel files are averaged to mono, with a
-    warning.
+    warning. Samples above full scale (float files) are kept as they are.
 
     Arguments
     ---------
     path : str or os.PathLike
         The audio file.
+    min_seconds : float
+        The shortest duration accepted (``MIN_SECONDS``; 0 for any).
 
     Returns
     -------
@@ -346,20 +441,22 @@ def read_audio(path):
     Raises
     ------
     DataError
-        Naming the file when it is missing, unreadable, corrupt or empty.
+        Naming the file when it is missing, unreadable, corrupt, truncated,
+        empty, shorter than min_seconds, sampled below ``MIN_SAMPLE_RATE``
+        or holds non-finite samples.
 
     Example
     -------
     >>> import numpy as np, soundfile as sf
     >>> path = getfixture("tmp_path") / "stereo.wav"
-    >>> sf.write(path, np.ones((80, 2)) * 0.5, 16000)
+    >>> sf.write(path, np.ones((800, 2)) * 0.5, 8000)
     >>> signal, rate = read_audio(path)
     >>> signal.shape, rate
-    (torch.Size([80]), 16000)
+    (torch.Size([800]), 8000)
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: file not found")
+    info = check_audio_file(path, mono=False)
+    _check_recording_header(path, info, min_seconds)
     try:
         signal, sample_rate = audio_io.load(
             path, dtype=torch.float32, channels_first=False
@@ -368,6 +465,9 @@ def read_audio(path):
         raise _unreadable(path, err) from err
     if signal.shape[0] == 0:
         raise DataError(f"{path}: empty audio file (0 frames)")
+    finite = torch.isfinite(signal)
+    if not finite.all():
+        raise _nonfinite_error(path, int((~finite).sum()), signal.numel())
     if signal.shape[1] > 1:
         logger.warning(
             "%s: %d channels, averaged to mono", path, signal.shape[1]
@@ -375,12 +475,89 @@ def read_audio(path):
     return signal.mean(dim=1), int(sample_rate)
 
 
+def fit_full_scale(signals, name):
+    """Scales the signals of one recording down together if any would clip.
+
+    A fixed-point file cannot hold a sample beyond full scale: libsndfile
+    would clip it. When the peak of ``signals`` exceeds 1, all of them (the
+    sources of one recording, so their levels stay comparable) are scaled
+    so that the peak is ``HEADROOM_PEAK``, with a warning naming the file.
+
+    Arguments
+    ---------
+    signals : torch.Tensor
+        Float samples, any shape (e.g. [T, S]).
+    name : str or os.PathLike
+        What they are written as, for the warning.
+
+    Returns
+    -------
+    torch.Tensor
+        ``signals``, scaled when their peak exceeded 1.
+
+    Example
+    -------
+    >>> fit_full_scale(torch.tensor([0.5, -2.0]), "loud_s1.wav")
+    tensor([ 0.2475, -0.9900])
+    """
+    peak = float(signals.abs().max()) if signals.numel() else 0.0
+    if peak <= 1.0:
+        return signals
+    gain = HEADROOM_PEAK / peak
+    logger.warning(
+        "%s: peaks at %.2f, above full scale: scaled by %.1f dB so that the "
+        "16-bit file does not clip",
+        name,
+        peak,
+        20 * math.log10(gain),
+    )
+    return signals * gain
+
+
+def write_sources(paths, signals, sample_rate):
+    """Writes the signals of one recording, one file per channel, only when
+    all are complete (temporary files renamed into place).
+
+    Arguments
+    ---------
+    paths : sequence of str or os.PathLike
+        One target file per channel of ``signals``.
+    signals : torch.Tensor
+        Float samples [T, C] (the sources of one recording).
+    sample_rate : int
+        Sample rate in Hz.
+
+    Raises
+    ------
+    DataError
+        When a signal is not finite or a file cannot be written.
+
+    Example
+    -------
+    >>> folder = getfixture("tmp_path")
+    >>> write_sources([folder / "a_s1.wav", folder / "a_s2.wav"], torch.zeros(8, 2), 8000)
+    >>> sorted(path.name for path in folder.iterdir())
+    ['a_s1.wav', 'a_s2.wav']
+    """
+    signals = signals.detach().cpu()
+    if not torch.isfinite(signals).all():
+        raise DataError(
+            f"{os.fspath(paths[0])}: the signals to write are not finite "
+            "(NaN or inf); nothing was written"
+        )
+    signals = fit_full_scale(signals, os.fspath(paths[0]))
+    with staged_files(paths) as temporaries:
+        for i, temporary in enumerate(temporaries):
+            write_audio(temporary, signals[:, i], sample_rate)
+
+
 def write_audio(path, signal, sample_rate):
     """Writes a mono signal [T] as a 16-bit PCM file (WAV for ``.wav``).
 
-    Float signals in [-1, 1] are quantised by libsndfile; int16 samples are
-    written as they are, so integer sums computed before writing still hold
-    in the file.
+    Float signals are quantised by libsndfile, after
+    :func:`fit_full_scale` (a signal beyond full scale is scaled down with a
+    warning, never clipped); int16 samples are written as they are, so
+    integer sums computed before writing still hold in the file.
 
     Arguments
     ---------
@@ -400,6 +577,8 @@ def write_audio(path, signal, sample_rate):
     """
     if isinstance(signal, torch.Tensor):
         signal = signal.detach().cpu()
+        if signal.is_floating_point():
+            signal = fit_full_scale(signal, path)
     try:
         audio_io.save(os.fspath(path), signal, sample_rate, subtype="PCM_16")
     except RuntimeError as err:

@@ -32,11 +32,16 @@ import tempfile
 from pathlib import Path
 
 import ruamel.yaml
-import torch
 from hyperpyyaml import load_hyperpyyaml, resolve_references
 from ruamel.yaml.comments import CommentedMap
 from speechbrain.utils.checkpoints import Checkpointer
 
+from gmsep.data.outputs import (
+    OutputError,
+    check_output_folder,
+    is_folder_or_above,
+)
+from gmsep.training.checkpointing import read_state_dict
 from gmsep.training.experiment import route_overrides
 from gmsep.training.legacy_checkpoints import (
     UPGRADE_COMMAND,
@@ -110,8 +115,7 @@ def export_pretrained(experiment_dir, out_dir, overwrite=False):
             f"{hparams_path}: not found (expected the hyperparams.yaml that "
             "train.py writes into the experiment folder)"
         )
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ExportError(f"{out_dir}: exists and is not a folder")
+    check_export_target(out_dir, experiment_dir)
     if out_dir.is_dir() and any(out_dir.iterdir()):
         if not overwrite:
             raise ExportError(
@@ -180,6 +184,48 @@ def export_pretrained(experiment_dir, out_dir, overwrite=False):
         shutil.rmtree(staging, ignore_errors=True)
     logger.info("Exported %s to %s", checkpoint.path, out_dir)
     return out_dir
+
+
+def check_export_target(out_dir, experiment_dir):
+    """Refuses an ``out_dir`` that cannot be written or must never be
+    replaced: the experiment being exported or a folder above it, the
+    current folder or one above it.
+
+    Arguments
+    ---------
+    out_dir : pathlib.Path
+        The pretrained folder to write.
+    experiment_dir : pathlib.Path
+        The experiment it is exported from.
+
+    Raises
+    ------
+    ExportError
+        Naming out_dir and the reason.
+
+    Example
+    -------
+    >>> check_export_target(Path("."), Path("results/demo/1234"))
+    Traceback (most recent call last):
+    ...
+    gmsep.inference.export.ExportError: .: is the current folder or above it; export into a folder of its own
+    """
+    if is_folder_or_above(out_dir, experiment_dir):
+        raise ExportError(
+            f"{out_dir}: holds the experiment being exported ({experiment_dir}); "
+            "export into a folder of its own"
+        )
+    if is_folder_or_above(out_dir, Path.cwd()):
+        raise ExportError(
+            f"{out_dir}: is the current folder or above it; export into a "
+            "folder of its own"
+        )
+    try:
+        # the new folder is staged beside out_dir: its parent must take it
+        check_output_folder(out_dir)
+        check_output_folder(out_dir.absolute().parent, "--out's parent")
+    except OutputError as err:
+        raise ExportError(str(err)) from err
 
 
 def model_section(experiment, hparams_path):
@@ -308,9 +354,12 @@ def inference_hparams(hparams_path, overrides=None):
 def _load_tree(hparams_path, overrides=None):
     """Parses an hparams YAML with every !ref and !include resolved and
     the tags kept: references become YAML anchors and aliases."""
-    with open(hparams_path, encoding="utf-8") as fin:
-        resolved = resolve_references(fin, overrides).getvalue()
-    tree = ruamel.yaml.YAML().load(resolved)
+    try:
+        with open(hparams_path, encoding="utf-8") as fin:
+            resolved = resolve_references(fin, overrides).getvalue()
+        tree = ruamel.yaml.YAML().load(resolved)
+    except (ruamel.yaml.YAMLError, ValueError, UnicodeDecodeError) as err:
+        raise ExportError(f"{hparams_path}: invalid YAML ({err})") from err
     if not isinstance(tree, CommentedMap):
         raise ExportError(f"{hparams_path}: not a YAML mapping")
     # A derived experiment: the experiment it includes holds the sections.
@@ -377,7 +426,7 @@ def _check_loadable(out_dir, module_names):
         module = hparams["modules"][name]
         path = out_dir / f"{name}.ckpt"
         try:
-            module.load_state_dict(torch.load(path, weights_only=True))
+            module.load_state_dict(read_state_dict(path, ExportError))
         except RuntimeError as err:
             raise ExportError(
                 f"{path}: the weights do not fit the {name} of the experiment's "

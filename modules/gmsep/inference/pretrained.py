@@ -18,6 +18,8 @@ Authors
 """
 
 import logging
+import math
+import numbers
 from pathlib import Path
 
 import ruamel.yaml
@@ -28,13 +30,14 @@ from ruamel.yaml.comments import TaggedScalar
 from speechbrain.inference.interfaces import Pretrained
 from speechbrain.utils.fetching import FetchConfig, LocalStrategy
 
-from gmsep.data.audio import read_audio, write_audio
+from gmsep.data.audio import read_audio, write_sources
 from gmsep.inference.chunking import (
     DEFAULT_CHUNK_SECONDS,
     DEFAULT_OVERLAP_SECONDS,
     separate_in_chunks,
 )
 from gmsep.model import UnifiedSeparator
+from gmsep.training.checkpointing import read_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +73,7 @@ def strict_parameter_transfer(module, path):
     ...
     gmsep.inference.pretrained.PretrainedFolderError: ...lin.ckpt: does not fit its module...
     """
-    state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    state_dict = read_state_dict(path, PretrainedFolderError)
     try:
         module.load_state_dict(state_dict)
     except RuntimeError as err:
@@ -153,6 +156,61 @@ def check_pretrained_folder(source, hparams_file="hyperparams.yaml"):
     return folder
 
 
+def check_seconds(name, value):
+    """Refuses a duration that is not a finite number (``chunk_seconds``).
+
+    Example
+    -------
+    >>> check_seconds("chunk_seconds", float("inf"))
+    Traceback (most recent call last):
+    ...
+    ValueError: chunk_seconds=inf: expected a finite number of seconds
+    """
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(
+            f"{name}: expected a number of seconds, got {type(value).__name__} "
+            f"{value!r}"
+        )
+    if not math.isfinite(value):
+        raise ValueError(f"{name}={value}: expected a finite number of seconds")
+
+
+def check_mixtures(mix):
+    """Checks what ``separate_batch`` is given: finite real tensors [B, T].
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> check_mixtures(np.zeros((1, 8000)))
+    Traceback (most recent call last):
+    ...
+    TypeError: expected a torch.Tensor of shape [batch, time], got numpy.ndarray (use torch.from_numpy(mix))
+    """
+    if not isinstance(mix, torch.Tensor):
+        kind = f"{type(mix).__module__}.{type(mix).__name__}"
+        hint = (
+            " (use torch.from_numpy(mix))" if kind.startswith("numpy") else ""
+        )
+        raise TypeError(
+            f"expected a torch.Tensor of shape [batch, time], got {kind}{hint}"
+        )
+    if mix.dim() != 2:
+        raise ValueError(
+            f"expected a batch of mixtures of shape (B, T), got "
+            f"{tuple(mix.shape)} (use mix.unsqueeze(0) for one signal)"
+        )
+    if mix.is_complex() or mix.dtype == torch.bool:
+        raise TypeError(f"expected real-valued samples, got {mix.dtype}")
+    if mix.shape[-1] == 0:
+        raise ValueError("expected mixtures of at least one sample, got T = 0")
+    finite = torch.isfinite(mix)
+    if not finite.all():
+        raise ValueError(
+            f"{int((~finite).sum())} of {mix.numel()} samples of the mixtures "
+            "are not finite (NaN or inf)"
+        )
+
+
 class NoiseRobustSeparation(Pretrained):
     """Separates (and denoises) noisy mixtures with a pretrained gmsep model.
 
@@ -230,12 +288,21 @@ class NoiseRobustSeparation(Pretrained):
         kwargs["fetch_config"] = FetchConfig(
             overwrite=True, allow_network=False
         )
-        return super().from_hparams(
-            source=str(folder),
-            hparams_file=hparams_file,
-            overrides=overrides,
-            **kwargs,
-        )
+        try:
+            return super().from_hparams(
+                source=str(folder),
+                hparams_file=hparams_file,
+                overrides=overrides,
+                **kwargs,
+            )
+        except PretrainedFolderError:
+            raise
+        except (ImportError, AttributeError, TypeError, KeyError) as err:
+            # hyperparams.yaml names a class or argument that does not exist
+            raise PretrainedFolderError(
+                f"{folder / hparams_file}: cannot build the model it "
+                f"describes ({type(err).__name__}: {err})"
+            ) from err
 
     @property
     def sample_rate(self):
@@ -260,11 +327,7 @@ class NoiseRobustSeparation(Pretrained):
     def _run(self, forward, mix):
         """Runs forward on mix [B, T], zero-padding inputs too short for the
         encoder, and crops the result back to T samples."""
-        if mix.dim() != 2:
-            raise ValueError(
-                f"expected a batch of mixtures of shape (B, T), got "
-                f"{tuple(mix.shape)} (use mix.unsqueeze(0) for one signal)"
-            )
+        check_mixtures(mix)
         length = mix.shape[-1]
         mix = mix.to(self.device, torch.float32)
         missing = self._min_length() - length
@@ -305,6 +368,26 @@ class NoiseRobustSeparation(Pretrained):
             raise ValueError(NO_ENHANCER)
         return self._run(self.separator.enhance, mix)
 
+    def _read(self, path):
+        """(mix [1, T] at the model's rate, file rate, file frames)."""
+        signal, file_rate = read_audio(path)
+        file_length = len(signal)
+        if file_rate < self.sample_rate:
+            logger.warning(
+                "%s: %d Hz, below the model's %d Hz: the band from %d to %d "
+                "Hz, where the model was trained to hear, is empty",
+                path,
+                file_rate,
+                self.sample_rate,
+                file_rate // 2,
+                self.sample_rate // 2,
+            )
+        if file_rate != self.sample_rate:
+            signal = torchaudio.functional.resample(
+                signal, file_rate, self.sample_rate
+            )
+        return signal.unsqueeze(0), file_rate, file_length
+
     def load_mixture(self, path):
         """Reads a mixture file, downmixed to mono and resampled to the model.
 
@@ -320,12 +403,8 @@ class NoiseRobustSeparation(Pretrained):
         file_rate : int
             The file's sample rate.
         """
-        signal, file_rate = read_audio(path)
-        if file_rate != self.sample_rate:
-            signal = torchaudio.functional.resample(
-                signal, file_rate, self.sample_rate
-            )
-        return signal.unsqueeze(0), file_rate
+        mix, file_rate, _ = self._read(path)
+        return mix, file_rate
 
     def separate_long(
         self, mix, chunk_seconds=None, overlap_seconds=None, progress=None
@@ -418,13 +497,18 @@ class NoiseRobustSeparation(Pretrained):
         torch.Tensor
             The separated sources, shape 1, T, S, on the CPU.
         """
-        mix, file_rate = self.load_mixture(path)  # 1, T
+        mix, file_rate, file_length = self._read(path)  # 1, T
         est_sources = self.separate_long(
             mix, chunk_seconds, overlap_seconds, progress
         )
         suffixes = [f"_s{i + 1}" for i in range(self.num_spks)]
         return self._save(
-            est_sources, path, savedir, suffixes, file_rate, resample_back
+            est_sources,
+            path,
+            savedir,
+            suffixes,
+            (file_rate, file_length),
+            resample_back,
         )
 
     def enhance_file(
@@ -446,7 +530,7 @@ class NoiseRobustSeparation(Pretrained):
         torch.Tensor
             The enhanced mixture, shape 1, T, on the CPU.
         """
-        mix, file_rate = self.load_mixture(path)  # 1, T
+        mix, file_rate, file_length = self._read(path)  # 1, T
         enhanced = self.enhance_long(
             mix, chunk_seconds, overlap_seconds, progress
         )
@@ -455,25 +539,33 @@ class NoiseRobustSeparation(Pretrained):
             path,
             savedir,
             ["_enhanced"],
-            file_rate,
+            (file_rate, file_length),
             resample_back,
         )  # 1, T, 1
         return enhanced[..., 0]
 
-    def _save(self, outputs, path, savedir, suffixes, file_rate, resample_back):
-        """Resamples outputs [1, T, C] back to file_rate if asked, and writes
-        ``<stem><suffix>.wav`` per channel into savedir if given."""
+    def _save(self, outputs, path, savedir, suffixes, file, resample_back):
+        """Resamples outputs [1, T, C] back to the file's (rate, frames) if
+        asked, and writes ``<stem><suffix>.wav`` per channel into savedir if
+        given, all or none (see :func:`gmsep.data.audio.write_sources`)."""
         rate = self.sample_rate
+        file_rate, file_length = file
         if resample_back and file_rate != rate:
             outputs = torchaudio.functional.resample(
                 outputs.transpose(1, 2), rate, file_rate
             ).transpose(1, 2)
+            # each resampling rounds its length up: cut (or pad) back to the
+            # file's, sample for sample
+            outputs = F.pad(outputs, (0, 0, 0, file_length - outputs.shape[1]))
             rate = file_rate
         if savedir is not None:
             Path(savedir).mkdir(parents=True, exist_ok=True)
-            for i, suffix in enumerate(suffixes):
-                target = Path(savedir) / f"{Path(path).stem}{suffix}.wav"
-                write_audio(target, outputs[0, :, i], rate)
+            stem = Path(path).stem
+            write_sources(
+                [Path(savedir) / f"{stem}{suffix}.wav" for suffix in suffixes],
+                outputs[0],
+                rate,
+            )
         return outputs
 
     def chunk_lengths(self, chunk_seconds=None, overlap_seconds=None):
@@ -500,6 +592,9 @@ class NoiseRobustSeparation(Pretrained):
         chunk_seconds = (
             DEFAULT_CHUNK_SECONDS if chunk_seconds is None else chunk_seconds
         )
+        check_seconds("chunk_seconds", chunk_seconds)
+        if overlap_seconds is not None:
+            check_seconds("overlap_seconds", overlap_seconds)
         if overlap_seconds is None:
             overlap_seconds = min(DEFAULT_OVERLAP_SECONDS, chunk_seconds / 4)
         chunk_length = round(chunk_seconds * self.sample_rate)

@@ -19,7 +19,9 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Mapping
 
+import torch
 from speechbrain.utils.checkpoints import CKPT_PREFIX, Checkpoint, Checkpointer
 from speechbrain.utils.distributed import (
     ddp_barrier,
@@ -30,6 +32,57 @@ from speechbrain.utils.distributed import (
 logger = logging.getLogger(__name__)
 
 STAGING_PREFIX = ".staging-"
+
+
+def read_state_dict(path, error=ValueError):
+    """Reads a ``.ckpt`` file that must hold a state_dict, safely.
+
+    Arguments
+    ---------
+    path : str or os.PathLike
+        The file (``torch.save`` of a module's state_dict).
+    error : type
+        The exception to raise, named for the caller's layer.
+
+    Returns
+    -------
+    dict
+        Parameter name -> tensor.
+
+    Raises
+    ------
+    error
+        Naming the file when it is truncated, corrupt, not a torch file or
+        holds something else than tensors by name.
+
+    Example
+    -------
+    >>> path = getfixture("tmp_path") / "notes.ckpt"
+    >>> _ = path.write_text("not weights")
+    >>> read_state_dict(path)
+    Traceback (most recent call last):
+    ...
+    ValueError: ...notes.ckpt: not a readable checkpoint...
+    """
+    try:
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    except (
+        Exception
+    ) as err:  # a damaged file raises anything, KeyError to struct.error
+        # torch's own message would advise weights_only=False: never for a
+        # file that cannot be trusted to be what it claims.
+        raise error(
+            f"{path}: not a readable checkpoint (truncated, corrupt, or not "
+            f"written by torch.save of a state_dict: {type(err).__name__})"
+        ) from err
+    if not isinstance(state_dict, Mapping) or not all(
+        isinstance(value, torch.Tensor) for value in state_dict.values()
+    ):
+        raise error(
+            f"{path}: holds a {type(state_dict).__name__}, expected a "
+            "state_dict (parameter name -> tensor)"
+        )
+    return state_dict
 
 
 class AtomicCheckpointer(Checkpointer):

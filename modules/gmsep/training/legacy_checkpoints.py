@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from gmsep.training.checkpointing import read_state_dict
+
 LEGACY_CKPT_FILE = "separator.ckpt"
 MODULE_NAMES = ("encoder", "enhancer", "masknet", "decoder")
 UPGRADE_COMMAND = "python -m gmsep upgrade-checkpoints"
@@ -138,7 +140,7 @@ def upgrade_checkpoints(save_dir):
     for folder in converted:
         source = folder / LEGACY_CKPT_FILE
         parts = split_state_dict(
-            torch.load(source, map_location="cpu", weights_only=True), source
+            read_state_dict(source, LegacyCheckpointError), source
         )
         # encoder.ckpt last: its presence marks a converted folder.
         for name in sorted(parts, key=lambda name: name == "encoder"):
