@@ -73,7 +73,7 @@ def test_write_audio_round_trip(tmp_path):
     write_audio(tmp_path / "float.wav", signal, 16000)
     read = read_mono(tmp_path / "float.wav", 16000)
     assert torch.allclose(read, signal, atol=1 / 32768)
-    assert torch.equal(read_audio(tmp_path / "float.wav")[0], read)
+    assert torch.equal(read_audio(tmp_path / "float.wav", 0)[0], read)
 
 
 def test_audio_errors_name_the_file(tmp_path):

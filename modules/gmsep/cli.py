@@ -7,14 +7,18 @@
     gmsep export results/demo/1234 --out pretrained/demo
 
 (``python -m gmsep ...`` is the same.) A user error (missing or unreadable
-file, incomplete model folder, output that exists) prints one line naming
-the file or setting and exits with code 2.
+file, incomplete model folder, output that exists, a bad option value)
+prints one line naming the file or setting (one line per problem when
+several inputs have one) and exits with code 2; ``--debug`` shows the
+traceback instead. Every input is checked before the model loads and every
+output location before any work starts.
 
 Authors
  * gmsep contributors 2026
 """
 
 import argparse
+import collections
 import csv
 import importlib.util
 import json
@@ -23,11 +27,25 @@ import math
 import sys
 from pathlib import Path
 
+import ruamel.yaml
 import torch
 from tqdm import tqdm
 
-from gmsep.data.audio import DataError, check_audio_file
-from gmsep.data.columns import ID, MIX, source_columns, wav_column
+from gmsep.data.audio import MIN_SECONDS, DataError, check_recording
+from gmsep.data.columns import (
+    ID,
+    MIX,
+    count_source_columns,
+    source_columns,
+    wav_column,
+)
+from gmsep.data.outputs import (
+    OutputError,
+    check_output_folder,
+    refuse_inputs,
+    staged_files,
+    write_text,
+)
 from gmsep.evaluation.metrics import separation_metrics
 from gmsep.evaluation.plots import plot_histogram, plot_spectrograms
 from gmsep.evaluation.results import average_results, write_results
@@ -41,6 +59,7 @@ from gmsep.inference.export import ExportError, export_pretrained
 from gmsep.inference.pretrained import (
     NoiseRobustSeparation,
     PretrainedFolderError,
+    check_pretrained_folder,
 )
 from gmsep.training.legacy_checkpoints import (
     LegacyCheckpointError,
@@ -49,39 +68,90 @@ from gmsep.training.legacy_checkpoints import (
 
 USER_ERRORS = (
     DataError,
+    OutputError,
     PretrainedFolderError,
     ExportError,
     LegacyCheckpointError,
 )
 EXIT_USER_ERROR = 2
+# How many problems of the inputs one run reports, one line each.
+MAX_REPORTED = 10
 
 
 class UsageError(ValueError):
     """A command-line setting or an output file the user must change."""
 
 
-def check_input_audio(path):
-    """Checks from the header that an input audio file is readable and not empty.
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (no usage block), exit 2."""
 
-    Any sample rate and channel count is accepted: the model resamples and
-    downmixes (see :func:`gmsep.data.audio.read_audio`).
+    def error(self, message):
+        self.exit(
+            EXIT_USER_ERROR,
+            f"{self.prog}: error: {message} (see {self.prog} --help)\n",
+        )
 
-    Arguments
-    ---------
-    path : pathlib.Path
-        The file.
 
-    Returns
-    -------
-    speechbrain.dataio.audio_io.AudioInfo
-        The header of the file.
+def seconds(text):
+    """An option's value in seconds: a positive finite number."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+        if text.strip().lower() != "nan":
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a number of seconds"
+            ) from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected a positive, finite number of seconds"
+        )
+    return value
 
-    Raises
-    ------
-    DataError
-        Naming the file when it is missing, unreadable, truncated or empty.
+
+def count(minimum):
+    """An option's value that is an integer of at least ``minimum``."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not an integer"
+            ) from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"{text}: expected an integer of at least {minimum}"
+            )
+        return value
+
+    return parse
+
+
+def check_inputs(paths, min_seconds=MIN_SECONDS):
+    """Checks every input recording (:func:`gmsep.data.audio.check_recording`)
+    and reports all problems together, one line each.
+
+    Any sample rate from ``gmsep.data.audio.MIN_SAMPLE_RATE`` and any channel
+    count are accepted: the model resamples and downmixes.
     """
-    return check_audio_file(path, mono=False)
+    problems = []
+    for path in paths:
+        try:
+            check_recording(path, min_seconds)
+        except DataError as err:
+            problems.append(str(err))
+    report_problems(problems)
+
+
+def report_problems(problems):
+    """Raises one DataError of one line per problem (the first MAX_REPORTED)."""
+    if not problems:
+        return
+    lines = problems[:MAX_REPORTED]
+    if len(problems) > MAX_REPORTED:
+        lines.append(f"... and {len(problems) - MAX_REPORTED} more problem(s)")
+    raise DataError("\n".join(lines))
 
 
 def check_free(paths, overwrite):
@@ -112,8 +182,7 @@ def chunk_settings(model, args):
 def separate(args):
     """``gmsep separate``: one wav per speaker (and enhanced) per input."""
     inputs = [Path(path) for path in args.inputs]
-    for path in inputs:
-        check_input_audio(path)
+    check_inputs(inputs)
     stems = [path.stem for path in inputs]
     duplicates = sorted({stem for stem in stems if stems.count(stem) > 1})
     if duplicates:
@@ -121,6 +190,7 @@ def separate(args):
             f"several inputs are named {duplicates[0]}.*: their outputs would "
             "overwrite each other in --out"
         )
+    out = check_output_folder(args.out)
     model = load_model(args.model)
     if args.enhanced and not model.has_enhancer:
         raise UsageError(
@@ -128,18 +198,17 @@ def separate(args):
             "separator without SE branch)"
         )
     chunk_settings(model, args)
-    out = Path(args.out)
     suffixes = [f"_s{i + 1}" for i in range(model.num_spks)]
     suffixes += ["_enhanced"] if args.enhanced else []
-    check_free(
-        [out / f"{s}{x}.wav" for s in stems for x in suffixes], args.overwrite
-    )
+    targets = [out / f"{s}{x}.wav" for s in stems for x in suffixes]
+    refuse_inputs(targets, inputs)
+    check_free(targets, args.overwrite)
 
     chunk_length, overlap_length = model.chunk_lengths(
         args.chunk_seconds, args.overlap_seconds
     )
     for path in tqdm(inputs, desc="files", unit="file"):
-        info = check_input_audio(path)
+        info = check_recording(path)
         length = math.ceil(info.frames * model.sample_rate / info.sample_rate)
         num_chunks = len(chunk_starts(length, chunk_length, overlap_length))
         tasks = [model.separate_file] + (
@@ -192,36 +261,106 @@ def optional_metrics(sample_rate):
     return metrics
 
 
-def read_test_csv(csv_path, num_spks):
-    """Reads a prepared CSV; checks the columns the evaluation needs."""
+def folder_num_spks(model):
+    """The number of speakers a pretrained folder declares, read without
+    building the model (None when it is not a plain number)."""
+    folder = check_pretrained_folder(model)
+    # the folder's check parsed this file already: it is valid YAML
+    text = (folder / "hyperparams.yaml").read_text(encoding="utf-8")
+    value = ruamel.yaml.YAML().load(text)
+    num_spks = value.get("num_spks") if isinstance(value, dict) else None
+    return num_spks if isinstance(num_spks, int) else None
+
+
+def read_test_csv(csv_path, num_spks=None):
+    """Reads a prepared CSV: its rows, with unique IDs and audio columns.
+
+    Arguments
+    ---------
+    csv_path : pathlib.Path
+    num_spks : int, optional
+        The model's number of speakers, when known: the source columns
+        it needs are checked.
+
+    Returns
+    -------
+    rows : list of dict
+    num_sources : int
+        The number of source columns (s1_wav, s2_wav, ...) it has.
+    """
     if not csv_path.is_file():
         raise DataError(f"{csv_path}: CSV not found")
     with open(csv_path, newline="", encoding="utf-8") as fin:
         reader = csv.DictReader(fin)
         rows = list(reader)
         columns = reader.fieldnames or []
-    needed = [ID, wav_column(MIX), *source_columns(num_spks)]
+    needed = [ID, wav_column(MIX)]
+    needed += source_columns(num_spks) if num_spks is not None else []
     missing = [name for name in needed if name not in columns]
     if missing:
+        model = f" for a {num_spks}-speaker model" if num_spks else ""
         raise DataError(
-            f"{csv_path}: missing column(s) {', '.join(missing)} for a "
-            f"{num_spks}-speaker model (found: {', '.join(columns) or 'no header'})"
+            f"{csv_path}: missing column(s) {', '.join(missing)}{model} "
+            f"(found: {', '.join(columns) or 'no header'})"
         )
     if not rows:
         raise DataError(f"{csv_path}: no utterances")
-    return rows
+    # IDs name the pictures and the rows of metrics.csv
+    counts = collections.Counter(row[ID] for row in rows)
+    duplicates = [name for name, n in counts.items() if n > 1]
+    if duplicates:
+        lines = [f"{name!r} ({counts[name]} rows)" for name in duplicates[:5]]
+        raise DataError(
+            f"{csv_path}: {len(duplicates)} utterance ID(s) appear more than "
+            f"once: {', '.join(lines)}; IDs must be unique"
+        )
+    return rows, count_source_columns(columns)
+
+
+def check_test_audio(rows, num_spks):
+    """Checks every file of the evaluated rows before the model loads.
+
+    Mixtures and references must be readable, complete and finite; a too
+    short or silent one is not an error here: that utterance's metrics are
+    undefined and it is excluded (see :func:`undefined_metrics`).
+    """
+    columns = [wav_column(MIX), *source_columns(num_spks)]
+    problems = []
+    for row in rows:
+        for column in columns:
+            try:
+                check_recording(row[column], min_seconds=0)
+            except DataError as err:
+                problems.append(f"row {row[ID]} ({column}): {err}")
+    report_problems(problems)
+
+
+def undefined_metrics(mix, refs, sample_rate):
+    """Why an utterance's metrics would be undefined, or None.
+
+    SI-SNR divides by the energy of each reference, and the 512-tap SDR
+    needs more samples than its filter.
+    """
+    length = mix.shape[-1]
+    if length < MIN_SECONDS * sample_rate:
+        return (
+            f"{length} samples after cropping to the shortest file, fewer "
+            f"than {MIN_SECONDS} s"
+        )
+    silent = [
+        f"s{s + 1}" for s in range(refs.shape[-1]) if not refs[:, s].any()
+    ]
+    if silent:
+        return f"reference {', '.join(silent)} is silent"
+    return None
 
 
 def evaluate(args):
     """``gmsep evaluate``: per-utterance metrics, summary, pictures."""
-    if args.max_files is not None and args.max_files < 1:
-        raise UsageError(f"--max-files {args.max_files}: must be at least 1")
-    if args.plots < 0:
-        raise UsageError(f"--plots {args.plots}: must be 0 or more")
-    csv_path, out = Path(args.csv), Path(args.out)
-    model = load_model(args.model)
-    chunk_settings(model, args)
-    rows = read_test_csv(csv_path, model.num_spks)[: args.max_files]
+    csv_path, out = Path(args.csv), check_output_folder(args.out)
+    rows, num_sources = read_test_csv(csv_path, folder_num_spks(args.model))
+    rows = rows[: args.max_files]
+    check_test_audio(rows, num_sources)
     files = {
         "metrics": out / "metrics.csv",
         "summary": out / "summary.json",
@@ -229,14 +368,28 @@ def evaluate(args):
     }
     plot_dir = out / "spectrograms"
     plotted = rows[: args.plots]
-    check_free(
-        [*files.values(), *(plot_dir / f"{row[ID]}.png" for row in plotted)],
-        args.overwrite,
-    )
+    outputs = [
+        *files.values(),
+        *(plot_dir / f"{row[ID]}.png" for row in plotted),
+    ]
+    inputs = [
+        csv_path,
+        *(row[c] for row in rows for c in row if c.endswith("_wav")),
+    ]
+    refuse_inputs(outputs, inputs)
+    check_free(outputs, args.overwrite)
+    model = load_model(args.model)
+    chunk_settings(model, args)
+    if num_sources != model.num_spks:
+        raise DataError(
+            f"{csv_path}: {num_sources} source column(s), the model "
+            f"{args.model} separates {model.num_spks} speakers (expected "
+            f"{', '.join(source_columns(model.num_spks))})"
+        )
     extra_metrics = optional_metrics(model.sample_rate)
     plot_dir.mkdir(parents=True, exist_ok=True)
 
-    results = []
+    results, excluded = [], []
     for i, row in enumerate(tqdm(rows, desc="utterances", unit="utt")):
         mix, _ = model.load_mixture(row[wav_column(MIX)])  # 1, T
         refs = [
@@ -246,6 +399,10 @@ def evaluate(args):
         length = min(mix.shape[-1], *(ref.shape[-1] for ref in refs))
         mix = mix[:, :length]
         refs = torch.stack([ref[:length] for ref in refs], dim=-1)  # T, S
+        reason = undefined_metrics(mix, refs, model.sample_rate)
+        if reason is not None:
+            excluded.append({ID: row[ID], "reason": reason})
+            continue
         chunking = (args.chunk_seconds, args.overlap_seconds)
         est = model.separate_long(mix, *chunking)[0]  # T, S
         result = {ID: row[ID], **separation_metrics(est, refs, mix[0])}
@@ -259,6 +416,14 @@ def evaluate(args):
                     )
                     / model.num_spks
                 )
+        undefined = [
+            f"{name} is {value}"
+            for name, value in result.items()
+            if name != ID and not math.isfinite(value)
+        ]
+        if undefined:
+            excluded.append({ID: row[ID], "reason": ", ".join(undefined)})
+            continue
         results.append(result)
         if i < len(plotted):
             signals = [("noisy mixture", mix[0])]
@@ -273,13 +438,25 @@ def evaluate(args):
                 (f"reference s{s + 1}", refs[:, s])
                 for s in range(model.num_spks)
             ]
-            plot_spectrograms(
-                plot_dir / f"{row[ID]}.png",
-                signals,
-                model.sample_rate,
-                title=f"{row[ID]}: SI-SNRi {result['si-snr_i']:.2f} dB",
-            )
+            with staged_files([plot_dir / f"{row[ID]}.png"]) as (picture,):
+                plot_spectrograms(
+                    picture,
+                    signals,
+                    model.sample_rate,
+                    title=f"{row[ID]}: SI-SNRi {result['si-snr_i']:.2f} dB",
+                )
 
+    for entry in excluded:
+        logging.warning(
+            "%s: excluded, its metrics are undefined (%s)",
+            entry[ID],
+            entry["reason"],
+        )
+    if not results:
+        raise DataError(
+            f"{csv_path}: no utterance has defined metrics ({len(excluded)} "
+            "excluded, see the warnings above)"
+        )
     names = [name for name in results[0] if name != "ID"]
     write_results(files["metrics"], results, "ID", names)
     means = average_results(results, names)
@@ -288,17 +465,20 @@ def evaluate(args):
         "csv": str(csv_path.resolve()),
         "count": len(results),
         "means": means,
+        "excluded": excluded,
     }
-    files["summary"].write_text(json.dumps(summary, indent=2) + "\n")
-    plot_histogram(
-        files["histogram"],
-        [r["si-snr_i"] for r in results],
-        "SI-SNRi (dB)",
-        title=f"SI-SNRi over {len(results)} utterances of {csv_path.name}",
-    )
+    write_text(files["summary"], json.dumps(summary, indent=2) + "\n")
+    with staged_files([files["histogram"]]) as (picture,):
+        plot_histogram(
+            picture,
+            [r["si-snr_i"] for r in results],
+            "SI-SNRi (dB)",
+            title=f"SI-SNRi over {len(results)} utterances of {csv_path.name}",
+        )
     print(
         f"{len(results)} utterances: "
         + ", ".join(f"{name} {value:.2f}" for name, value in means.items())
+        + (f" ({len(excluded)} excluded)" if excluded else "")
         + f"; results in {out}"
     )
     return 0
@@ -324,31 +504,43 @@ def upgrade(args):
 
 def build_parser():
     """The argument parser of the ``gmsep`` command."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="gmsep",
         description="Noise-robust speech separation (unified SE + SepFormer "
         "with gradient modulation): use a trained model.",
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the traceback of an error instead of its one line",
+    )
+    # the same switch after the command; absent there unless given
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
     def add_chunking(command):
         command.add_argument(
             "--chunk-seconds",
-            type=float,
+            type=seconds,
             default=DEFAULT_CHUNK_SECONDS,
             help="longer recordings are separated in chunks of this length "
             "(default: %(default)s)",
         )
         command.add_argument(
             "--overlap-seconds",
-            type=float,
+            type=seconds,
             default=None,
             help="overlap of consecutive chunks (default: "
             f"{DEFAULT_OVERLAP_SECONDS}, at most a quarter of the chunk)",
         )
 
     sep = commands.add_parser(
-        "separate", help="separate audio files into one file per speaker"
+        "separate",
+        help="separate audio files into one file per speaker",
+        parents=[common],
     )
     sep.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files")
     sep.add_argument("--model", required=True, help="pretrained folder")
@@ -363,7 +555,9 @@ def build_parser():
     sep.set_defaults(handler=separate)
 
     ev = commands.add_parser(
-        "evaluate", help="metrics and pictures on a prepared test CSV"
+        "evaluate",
+        help="metrics and pictures on a prepared test CSV",
+        parents=[common],
     )
     ev.add_argument("--model", required=True, help="pretrained folder")
     ev.add_argument(
@@ -371,11 +565,11 @@ def build_parser():
     )
     ev.add_argument("--out", required=True, help="output folder")
     ev.add_argument(
-        "--max-files", type=int, default=None, help="first N rows only"
+        "--max-files", type=count(1), default=None, help="first N rows only"
     )
     ev.add_argument(
         "--plots",
-        type=int,
+        type=count(0),
         default=3,
         help="spectrogram pictures for the first K utterances (default: 3)",
     )
@@ -385,6 +579,7 @@ def build_parser():
 
     ex = commands.add_parser(
         "export",
+        parents=[common],
         help="export an experiment's best checkpoint as a pretrained folder",
     )
     ex.add_argument(
@@ -398,6 +593,7 @@ def build_parser():
 
     up = commands.add_parser(
         "upgrade-checkpoints",
+        parents=[common],
         help="convert an experiment's separator.ckpt checkpoints (earlier "
         "gmsep) to one .ckpt per module",
     )
@@ -419,19 +615,32 @@ def main(argv=None):
     Returns
     -------
     int
-        0 on success, 2 on a user error (one line on stderr).
+        0 on success, 2 on a user error (one line on stderr per problem).
 
     Example
     -------
     >>> main(["export", "no/such/experiment", "--out", "x"])
     2
     """
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit:  # --help, or a bad option (its one line)
+        return exit.code
     logging.basicConfig(
         level=logging.WARNING, format="%(levelname)s: %(message)s"
     )
     try:
         return args.handler(args)
-    except (*USER_ERRORS, UsageError) as err:
-        print(f"gmsep {args.command}: error: {err}", file=sys.stderr)
+    except (*USER_ERRORS, UsageError, OSError) as err:
+        if getattr(args, "debug", False):
+            raise
+        for line in error_lines(err):
+            print(f"gmsep {args.command}: error: {line}", file=sys.stderr)
         return EXIT_USER_ERROR
+
+
+def error_lines(err):
+    """The lines of a user error; an OSError as ``<file>: <reason>``."""
+    if isinstance(err, OSError) and err.filename is not None:
+        return [f"{err.filename}: {err.strerror}"]
+    return str(err).splitlines() or [type(err).__name__]

@@ -545,7 +545,10 @@ def write_sources(paths, signals, sample_rate):
             f"{os.fspath(paths[0])}: the signals to write are not finite "
             "(NaN or inf); nothing was written"
         )
-    signals = fit_full_scale(signals, os.fspath(paths[0]))
+    more = f" and {len(paths) - 1} more file(s) of its recording" * (
+        len(paths) > 1
+    )
+    signals = fit_full_scale(signals, f"{os.fspath(paths[0])}{more}")
     with staged_files(paths) as temporaries:
         for i, temporary in enumerate(temporaries):
             write_audio(temporary, signals[:, i], sample_rate)

@@ -161,7 +161,7 @@ def export_pretrained(experiment_dir, out_dir, overwrite=False):
                     f"the modules {', '.join(module_names)})"
                 )
             shutil.copyfile(source, staging / f"{name}.ckpt")
-        param_counts = _check_loadable(staging, module_names)
+        param_counts = _check_loadable(staging, module_names, checkpoint.path)
         (staging / "README.md").write_text(
             model_card(
                 experiment,
@@ -205,10 +205,10 @@ def check_export_target(out_dir, experiment_dir):
 
     Example
     -------
-    >>> check_export_target(Path("."), Path("results/demo/1234"))
+    >>> check_export_target(Path(".."), Path("/elsewhere/demo/1234"))
     Traceback (most recent call last):
     ...
-    gmsep.inference.export.ExportError: .: is the current folder or above it; export into a folder of its own
+    gmsep.inference.export.ExportError: ..: is the current folder or above it; export into a folder of its own
     """
     if is_folder_or_above(out_dir, experiment_dir):
         raise ExportError(
@@ -413,8 +413,10 @@ def inference_hparams_text(experiment, source=HPARAMS_FILE):
     )
 
 
-def _check_loadable(out_dir, module_names):
-    """Builds the exported configuration and loads every .ckpt strictly.
+def _check_loadable(out_dir, module_names, checkpoint_dir):
+    """Builds the exported configuration and loads every .ckpt strictly
+    (read from checkpoint_dir, which errors then name: the staged copies
+    are the same bytes).
 
     Returns the parameter count of every module (and ``total``), so the model
     card reports the model that was actually loaded.
@@ -424,7 +426,7 @@ def _check_loadable(out_dir, module_names):
     counts = {}
     for name in module_names:
         module = hparams["modules"][name]
-        path = out_dir / f"{name}.ckpt"
+        path = checkpoint_dir / f"{name}.ckpt"
         try:
             module.load_state_dict(read_state_dict(path, ExportError))
         except RuntimeError as err:

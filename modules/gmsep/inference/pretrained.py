@@ -375,7 +375,7 @@ class NoiseRobustSeparation(Pretrained):
         if file_rate < self.sample_rate:
             logger.warning(
                 "%s: %d Hz, below the model's %d Hz: the band from %d to %d "
-                "Hz, where the model was trained to hear, is empty",
+                "Hz, which the model was trained on, is empty in this file",
                 path,
                 file_rate,
                 self.sample_rate,
