@@ -18,10 +18,12 @@ Authors
 """
 
 import sys
+from pathlib import Path
 
 import speechbrain as sb
 from gmsep.data.audio import check_csv_audio
 from gmsep.data.columns import wav_columns
+from gmsep.data.outputs import check_output_folder
 from gmsep.data.pipelines import dataio_prep
 from gmsep.training.brain import NoiseRobustSeparationBrain
 from gmsep.training.config_checks import (
@@ -35,33 +37,62 @@ from gmsep.training.legacy_checkpoints import refuse_legacy_checkpoints
 from gmsep.training.warm_start import load_separator, separator_pretrainer
 from speechbrain.utils.distributed import if_main_process, run_on_main
 
+EXIT_USER_ERROR = 2
+DATA_KEYS = ("train_data", "valid_data", "test_data")
+
 
 def check_prepared_data(hparams):
     """Checks every audio file of the prepared CSVs (headers only) before
     any training starts."""
     columns = wav_columns(hparams["num_spks"])
-    for key in ("train_data", "valid_data", "test_data"):
+    for key in DATA_KEYS:
         check_csv_speakers(hparams[key], hparams["num_spks"])
         check_csv_audio(hparams[key], columns, hparams["sample_rate"])
 
 
-if __name__ == "__main__":
-    hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
-    check_hparams_file(hparams_file, overrides)
-    hparams, overrides = load_experiment(hparams_file, overrides)
-    check_config(hparams, run_opts)
-    refuse_legacy_checkpoints(hparams["save_folder"])
-    pretrained_separator = separator_pretrainer(hparams)
+def written_by_this_run(settings):
+    """The experiment's folders and CSVs that do not exist yet: what a run
+    that then fails a check must remove again."""
+    keys = ("output_folder", "save_folder", *DATA_KEYS)
+    paths = [Path(str(settings[key])) for key in keys if key in settings]
+    return [path for path in paths if not path.exists()]
 
-    sb.utils.distributed.ddp_init_group(run_opts)
+
+def remove_created(paths):
+    """Removes what a failed start created of paths (folders only if
+    empty): the experiment folder is left as the run found it."""
+    for path in reversed(paths):  # files first, then folders
+        if path.is_file():
+            path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+
+
+def main(argv):
+    """Checks the configuration and the data, then trains and tests."""
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    settings = check_hparams_file(hparams_file, overrides)
+    created = written_by_this_run(settings)
+    try:
+        hparams, overrides = load_experiment(hparams_file, overrides)
+        check_config(hparams, run_opts)
+        check_output_folder(hparams["output_folder"], "output_folder")
+        refuse_legacy_checkpoints(hparams["save_folder"])
+        pretrained_separator = separator_pretrainer(hparams)
+
+        sb.utils.distributed.ddp_init_group(run_opts)
+        run_on_main(hparams["prepare_data"])
+        run_on_main(check_prepared_data, kwargs={"hparams": hparams})
+    except ValueError:
+        if if_main_process():
+            remove_created(created)
+        raise
+    # Only now that every check passed: hyperparams.yaml, logs, env.log.
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
-
-    run_on_main(hparams["prepare_data"])
-    run_on_main(check_prepared_data, kwargs={"hparams": hparams})
     datasets = dataio_prep(hparams)
     if pretrained_separator is not None:
         # Before fit: a checkpoint of this experiment, if any, then wins.
@@ -96,3 +127,23 @@ if __name__ == "__main__":
         )
     # Stops the backend's threads before the interpreter exits.
     leave_process_group()
+    return 0
+
+
+def run(argv):
+    """Runs :func:`main`; a configuration or data error (every one is a
+    ValueError naming the setting or file) is printed as one line per
+    problem, exit code 2; ``--debug`` (SpeechBrain's few-batch run) shows
+    its traceback instead."""
+    try:
+        return main(argv)
+    except ValueError as err:
+        if "--debug" in argv:
+            raise
+        for line in str(err).splitlines() or [type(err).__name__]:
+            print(f"train.py: error: {line}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(run(sys.argv[1:]))

@@ -6,6 +6,7 @@ Authors
 """
 
 import csv
+import math
 import os
 import re
 
@@ -23,6 +24,16 @@ CHOICES = {
     "gm_mode": GradientModulation.MODES,
     "se_reduction": EnhancedFeatureMSE.REDUCTIONS,
 }
+# Numeric settings that only make sense above zero (or at zero or above).
+POSITIVE = ("lr", "N_epochs", "batch_size", "sample_rate", "num_spks")
+NON_NEGATIVE = ("num_workers", "se_weight", "max_grad_norm")
+# Settings whose default is written as an integer but that take any number.
+FRACTIONAL = (
+    "threshold",
+    "max_grad_norm",
+    "loss_upper_lim",
+    "ckpt_interval_minutes",
+)
 
 
 class ConfigError(ValueError):
@@ -66,6 +77,12 @@ def check_hparams_file(hparams_file, overrides=""):
     overrides : str
         The command-line overrides, as YAML (``sb.parse_arguments`` gives them).
 
+    Returns
+    -------
+    dict
+        Every setting of the file and its sections, references resolved
+        (as text: nothing is built), the experiment's own first.
+
     Raises
     ------
     ConfigError
@@ -82,10 +99,19 @@ def check_hparams_file(hparams_file, overrides=""):
     ...
     gmsep.training.config_checks.ConfigError: gm_mode: 'pcgrad' is not one of none, project, remedy, published
     """
+    if not os.path.isfile(hparams_file):
+        raise ConfigError(
+            f"{hparams_file}: experiment file not found (the experiments are "
+            "in hparams/)"
+        )
     yaml = ruamel.yaml.YAML()
-    with open(hparams_file, encoding="utf-8") as fin:
-        raw = yaml.load(fin) or {}
-    given = ruamel.yaml.YAML(typ="safe").load(overrides or "") or {}
+    try:
+        with open(hparams_file, encoding="utf-8") as fin:
+            raw = yaml.load(fin) or {}
+        given = ruamel.yaml.YAML(typ="safe").load(overrides or "") or {}
+    except ruamel.yaml.YAMLError as err:
+        raise ConfigError(f"{hparams_file}: invalid YAML ({err})") from None
+    check_override_types(hparams_file, given)
     for key, value in raw.items():
         tag = getattr(getattr(value, "tag", None), "value", None)
         if tag == "!PLACEHOLDER" and key not in given:
@@ -107,12 +133,84 @@ def check_hparams_file(hparams_file, overrides=""):
                 f"{hparams_file} includes leaves it a !PLACEHOLDER); give it "
                 f"on the command line: --{match[1]} <value>"
             ) from None
+    settings = {}
     for key, value in _settings(yaml.load(text) or {}):
         choices = CHOICES.get(key)
         if choices is not None and value not in choices:
             raise ConfigError(
                 f"{key}: {value!r} is not one of {', '.join(choices)}"
             )
+        settings.setdefault(key, value)
+    return settings
+
+
+def _plain_defaults(hparams_file):
+    """Setting -> its value where the experiment file or a section gives it
+    as a plain number or boolean (the experiment's own value first)."""
+    from gmsep.training.experiment import _section_files
+
+    with open(hparams_file, encoding="utf-8") as fin:
+        values = ruamel.yaml.YAML().load(fin) or {}
+    # tagged entries (!ref, !new) load as TaggedScalar or maps: skipped
+    defaults = {
+        key: value.__float__() if isinstance(value, float) else value
+        for key, value in values.items()
+        if isinstance(value, (bool, int, float))
+    }
+    for path in _section_files(hparams_file).values():
+        for key, value in _plain_defaults(path).items():
+            defaults.setdefault(key, value)
+    return defaults
+
+
+def check_override_types(hparams_file, given):
+    """Refuses command-line values of the wrong kind: text for a number
+    (``--lr abc``), a fraction for an integer, anything but true/false for a
+    switch, a number that is not finite, or not positive where only a
+    positive one makes sense.
+
+    Arguments
+    ---------
+    hparams_file : str
+        The experiment file.
+    given : dict
+        The overrides, parsed.
+
+    Raises
+    ------
+    ConfigError
+        Naming the setting, the value and what was expected.
+
+    Example
+    -------
+    >>> check_override_types("hparams/demo.yaml", {"lr": "abc"})
+    Traceback (most recent call last):
+    ...
+    gmsep.training.config_checks.ConfigError: lr: 'abc' is not a number (the default is 0.00015)
+    """
+    defaults = _plain_defaults(hparams_file)
+    for key, value in given.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key}: {value} is not a finite number")
+        if key not in defaults:
+            continue
+        default = defaults[key]
+        if isinstance(default, bool):
+            ok, expected = isinstance(value, bool), "true or false"
+        elif isinstance(default, int) and key not in FRACTIONAL:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+            expected = "an integer"
+        else:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            expected = "a number"
+        if not ok:
+            raise ConfigError(
+                f"{key}: {value!r} is not {expected} (the default is {default})"
+            )
+        if key in POSITIVE and value <= 0:
+            raise ConfigError(f"{key}: {value}, expected a positive value")
+        if key in NON_NEGATIVE and value < 0:
+            raise ConfigError(f"{key}: {value}, expected 0 or more")
 
 
 def _settings(tree):
