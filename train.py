@@ -72,11 +72,12 @@ def main(argv):
     """Checks the configuration and the data, then trains and tests."""
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     settings = check_hparams_file(hparams_file, overrides)
+    # loading builds the checkpointer, which creates save_folder
+    check_output_folder(str(settings["output_folder"]), "output_folder")
     created = written_by_this_run(settings)
     try:
         hparams, overrides = load_experiment(hparams_file, overrides)
         check_config(hparams, run_opts)
-        check_output_folder(hparams["output_folder"], "output_folder")
         refuse_legacy_checkpoints(hparams["save_folder"])
         pretrained_separator = separator_pretrainer(hparams)
 
@@ -132,15 +133,19 @@ def main(argv):
 
 def run(argv):
     """Runs :func:`main`; a configuration or data error (every one is a
-    ValueError naming the setting or file) is printed as one line per
-    problem, exit code 2; ``--debug`` (SpeechBrain's few-batch run) shows
-    its traceback instead."""
+    ValueError naming the setting or file) or a file-system error is
+    printed as one line per problem, exit code 2; ``--debug``
+    (SpeechBrain's few-batch run) shows its traceback instead."""
     try:
         return main(argv)
-    except ValueError as err:
+    except (ValueError, OSError) as err:
         if "--debug" in argv:
             raise
-        for line in str(err).splitlines() or [type(err).__name__]:
+        if isinstance(err, OSError) and err.filename is not None:
+            lines = [f"{err.filename}: {err.strerror}"]
+        else:
+            lines = str(err).splitlines() or [type(err).__name__]
+        for line in lines:
             print(f"train.py: error: {line}", file=sys.stderr)
         return EXIT_USER_ERROR
 
