@@ -84,7 +84,7 @@ def main(argv):
         sb.utils.distributed.ddp_init_group(run_opts)
         run_on_main(hparams["prepare_data"])
         run_on_main(check_prepared_data, kwargs={"hparams": hparams})
-    except ValueError:
+    except (ValueError, OSError):
         if if_main_process():
             remove_created(created)
         raise

@@ -391,9 +391,10 @@ def evaluate(args):
 
     results, excluded = [], []
     for i, row in enumerate(tqdm(rows, desc="utterances", unit="utt")):
-        mix, _ = model.load_mixture(row[wav_column(MIX)])  # 1, T
+        # too short: excluded below, with the reason
+        mix, _ = model.load_mixture(row[wav_column(MIX)], 0)  # 1, T
         refs = [
-            model.load_mixture(row[column])[0][0]
+            model.load_mixture(row[column], 0)[0][0]
             for column in source_columns(model.num_spks)
         ]
         length = min(mix.shape[-1], *(ref.shape[-1] for ref in refs))

@@ -151,6 +151,8 @@ def check_audio_file(path, sample_rate=None, mono=True):
     gmsep.data.audio.DataError: ...stereo.wav: has 2 channels, expected mono
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise DataError(f"{path}: is a folder, expected an audio file")
     if not os.path.isfile(path):
         raise DataError(f"{path}: file not found")
     try:

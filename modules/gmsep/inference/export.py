@@ -359,7 +359,9 @@ def _load_tree(hparams_path, overrides=None):
             resolved = resolve_references(fin, overrides).getvalue()
         tree = ruamel.yaml.YAML().load(resolved)
     except (ruamel.yaml.YAMLError, ValueError, UnicodeDecodeError) as err:
-        raise ExportError(f"{hparams_path}: invalid YAML ({err})") from err
+        raise ExportError(
+            f"{hparams_path}: invalid YAML ({' '.join(str(err).split())})"
+        ) from err
     if not isinstance(tree, CommentedMap):
         raise ExportError(f"{hparams_path}: not a YAML mapping")
     # A derived experiment: the experiment it includes holds the sections.

@@ -30,7 +30,8 @@ from ruamel.yaml.comments import TaggedScalar
 from speechbrain.inference.interfaces import Pretrained
 from speechbrain.utils.fetching import FetchConfig, LocalStrategy
 
-from gmsep.data.audio import read_audio, write_sources
+from gmsep.data.audio import MIN_SECONDS, read_audio, write_sources
+from gmsep.data.outputs import check_output_folder
 from gmsep.inference.chunking import (
     DEFAULT_CHUNK_SECONDS,
     DEFAULT_OVERLAP_SECONDS,
@@ -131,7 +132,7 @@ def check_pretrained_folder(source, hparams_file="hyperparams.yaml"):
         tree = ruamel.yaml.YAML().load(hparams_path.read_text(encoding="utf-8"))
     except ruamel.yaml.YAMLError as err:
         raise PretrainedFolderError(
-            f"{hparams_path}: invalid YAML ({err})"
+            f"{hparams_path}: invalid YAML ({' '.join(str(err).split())})"
         ) from err
     pretrainer = tree.get("pretrainer") if isinstance(tree, dict) else None
     if not isinstance(pretrainer, dict) or not pretrainer.get("loadables"):
@@ -199,8 +200,11 @@ def check_mixtures(mix):
             f"expected a batch of mixtures of shape (B, T), got "
             f"{tuple(mix.shape)} (use mix.unsqueeze(0) for one signal)"
         )
-    if mix.is_complex() or mix.dtype == torch.bool:
-        raise TypeError(f"expected real-valued samples, got {mix.dtype}")
+    if not mix.is_floating_point():
+        # int16 samples would reach the model 32768 times too loud
+        raise TypeError(
+            f"expected floating-point samples in [-1, 1], got {mix.dtype}"
+        )
     if mix.shape[-1] == 0:
         raise ValueError("expected mixtures of at least one sample, got T = 0")
     finite = torch.isfinite(mix)
@@ -368,9 +372,9 @@ class NoiseRobustSeparation(Pretrained):
             raise ValueError(NO_ENHANCER)
         return self._run(self.separator.enhance, mix)
 
-    def _read(self, path):
+    def _read(self, path, min_seconds=MIN_SECONDS):
         """(mix [1, T] at the model's rate, file rate, file frames)."""
-        signal, file_rate = read_audio(path)
+        signal, file_rate = read_audio(path, min_seconds)
         file_length = len(signal)
         if file_rate < self.sample_rate:
             logger.warning(
@@ -388,13 +392,16 @@ class NoiseRobustSeparation(Pretrained):
             )
         return signal.unsqueeze(0), file_rate, file_length
 
-    def load_mixture(self, path):
+    def load_mixture(self, path, min_seconds=MIN_SECONDS):
         """Reads a mixture file, downmixed to mono and resampled to the model.
 
         Arguments
         ---------
         path : str or os.PathLike
             Any format soundfile reads, at any sample rate.
+        min_seconds : float
+            The shortest file accepted
+            (``gmsep.data.audio.MIN_SECONDS``; 0: any).
 
         Returns
         -------
@@ -403,7 +410,7 @@ class NoiseRobustSeparation(Pretrained):
         file_rate : int
             The file's sample rate.
         """
-        mix, file_rate, _ = self._read(path)
+        mix, file_rate, _ = self._read(path, min_seconds)
         return mix, file_rate
 
     def separate_long(
@@ -497,6 +504,8 @@ class NoiseRobustSeparation(Pretrained):
         torch.Tensor
             The separated sources, shape 1, T, S, on the CPU.
         """
+        if savedir is not None:  # before any work
+            check_output_folder(savedir, "savedir")
         mix, file_rate, file_length = self._read(path)  # 1, T
         est_sources = self.separate_long(
             mix, chunk_seconds, overlap_seconds, progress
@@ -530,6 +539,8 @@ class NoiseRobustSeparation(Pretrained):
         torch.Tensor
             The enhanced mixture, shape 1, T, on the CPU.
         """
+        if savedir is not None:  # before any work
+            check_output_folder(savedir, "savedir")
         mix, file_rate, file_length = self._read(path)  # 1, T
         enhanced = self.enhance_long(
             mix, chunk_seconds, overlap_seconds, progress

@@ -109,8 +109,16 @@ def check_hparams_file(hparams_file, overrides=""):
         with open(hparams_file, encoding="utf-8") as fin:
             raw = yaml.load(fin) or {}
         given = ruamel.yaml.YAML(typ="safe").load(overrides or "") or {}
+    except ruamel.yaml.constructor.DuplicateKeyError as err:
+        key = re.search(r'duplicate key "([^"]+)"', str(err))
+        raise ConfigError(
+            f"{key[1] if key else 'a setting'}: given more than once on the "
+            "command line"
+        ) from None
     except ruamel.yaml.YAMLError as err:
-        raise ConfigError(f"{hparams_file}: invalid YAML ({err})") from None
+        raise ConfigError(
+            f"{hparams_file}: invalid YAML ({' '.join(str(err).split())})"
+        ) from None
     check_override_types(hparams_file, given)
     for key, value in raw.items():
         tag = getattr(getattr(value, "tag", None), "value", None)
@@ -374,6 +382,11 @@ def check_csv_speakers(csv_path, num_spks):
     ConfigError
         When the CSV's sources do not match ``num_spks``.
     """
+    if not os.path.isfile(csv_path):
+        raise ConfigError(
+            f"{csv_path}: CSV not found (run the data preparation, or set "
+            "skip_prep: False)"
+        )
     with open(csv_path, newline="", encoding="utf-8") as csv_file:
         header = next(csv.reader(csv_file), [])
     found = count_source_columns(header)
