@@ -17,6 +17,8 @@ Authors
  * gmsep contributors 2026
 """
 
+import contextlib
+import io
 import sys
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from gmsep.data.outputs import check_output_folder
 from gmsep.data.pipelines import dataio_prep
 from gmsep.training.brain import NoiseRobustSeparationBrain
 from gmsep.training.config_checks import (
+    ConfigError,
     check_config,
     check_csv_speakers,
     check_hparams_file,
@@ -68,9 +71,24 @@ def remove_created(paths):
             path.rmdir()
 
 
+def parse_arguments(argv):
+    """SpeechBrain's command line, whose own errors (a run option's value
+    of the wrong type) become one ConfigError instead of a usage block."""
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr):
+            return sb.parse_arguments(argv)
+    except SystemExit as exit:
+        if exit.code == 0:  # --help
+            print(stderr.getvalue(), end="", file=sys.stderr)
+            raise
+        lines = stderr.getvalue().strip().splitlines() or ["bad arguments"]
+        raise ConfigError(lines[-1].split("error: ", 1)[-1]) from None
+
+
 def main(argv):
     """Checks the configuration and the data, then trains and tests."""
-    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    hparams_file, run_opts, overrides = parse_arguments(argv)
     settings = check_hparams_file(hparams_file, overrides)
     # loading builds the checkpointer, which creates save_folder
     check_output_folder(str(settings["output_folder"]), "output_folder")

@@ -1189,6 +1189,16 @@ TRAIN_CASES = [
         ["--valid_data=/no/valid.csv"],
         "/no/valid.csv: CSV not found",
     ),
+    (
+        "run_option_text",
+        ["--grad_accumulation_factor=abc"],
+        "--grad_accumulation_factor: invalid int value: 'abc'",
+    ),
+    (
+        "device_unknown",
+        ["--device=gpu7"],
+        "device: 'gpu7' is not a torch device",
+    ),
     ("missing_audio", ["--test_data=GONE"], "gone.wav", 2),
     ("truncated_audio", ["--test_data=TRUNC"], "trunc.wav: truncated", 2),
 ]

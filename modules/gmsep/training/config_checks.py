@@ -315,6 +315,16 @@ def check_config(hparams, run_opts=None):
     device = run_option("device", hparams, run_opts)
     if device is None:
         device = "cuda:0" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError):
+        raise ConfigError(
+            f"device: {device!r} is not a torch device (cpu, cuda, cuda:1, ...)"
+        ) from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"device: {device}, but no CUDA device is available; use --device cpu"
+        )
     precision = run_option("precision", hparams, run_opts, "fp32")
     if precision not in ("fp32", "bf16", "fp16"):
         raise ConfigError(
