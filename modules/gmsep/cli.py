@@ -95,13 +95,11 @@ class OneLineParser(argparse.ArgumentParser):
 def seconds(text):
     """An option's value in seconds: a positive finite number."""
     try:
-        value = float(text)
+        value = float(text)  # "inf" and "nan" parse: refused below
     except ValueError:
-        value = math.nan
-        if text.strip().lower() != "nan":
-            raise argparse.ArgumentTypeError(
-                f"{text!r} is not a number of seconds"
-            ) from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds"
+        ) from None
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(
             f"{text!r}: expected a positive, finite number of seconds"
@@ -133,15 +131,17 @@ def check_inputs(paths, min_seconds=MIN_SECONDS):
     and reports all problems together, one line each.
 
     Any sample rate from ``gmsep.data.audio.MIN_SAMPLE_RATE`` and any channel
-    count are accepted: the model resamples and downmixes.
+    count are accepted: the model resamples and downmixes. Returns the
+    headers.
     """
-    problems = []
+    infos, problems = [], []
     for path in paths:
         try:
-            check_recording(path, min_seconds)
+            infos.append(check_recording(path, min_seconds))
         except DataError as err:
             problems.append(str(err))
     report_problems(problems)
+    return infos
 
 
 def report_problems(problems):
@@ -182,7 +182,7 @@ def chunk_settings(model, args):
 def separate(args):
     """``gmsep separate``: one wav per speaker (and enhanced) per input."""
     inputs = [Path(path) for path in args.inputs]
-    check_inputs(inputs)
+    infos = check_inputs(inputs)
     stems = [path.stem for path in inputs]
     duplicates = sorted({stem for stem in stems if stems.count(stem) > 1})
     if duplicates:
@@ -207,8 +207,9 @@ def separate(args):
     chunk_length, overlap_length = model.chunk_lengths(
         args.chunk_seconds, args.overlap_seconds
     )
-    for path in tqdm(inputs, desc="files", unit="file"):
-        info = check_recording(path)
+    for path, info in zip(
+        tqdm(inputs, desc="files", unit="file"), infos, strict=True
+    ):
         length = math.ceil(info.frames * model.sample_rate / info.sample_rate)
         num_chunks = len(chunk_starts(length, chunk_length, overlap_length))
         tasks = [model.separate_file] + (
