@@ -18,14 +18,16 @@ Authors
 """
 
 import contextlib
+import datetime
 import io
+import os
 import sys
 from pathlib import Path
 
 import speechbrain as sb
 from gmsep.data.audio import check_csv_audio
 from gmsep.data.columns import wav_columns
-from gmsep.data.outputs import check_output_folder
+from gmsep.data.outputs import check_output_folder, write_text
 from gmsep.data.pipelines import dataio_prep
 from gmsep.training.brain import NoiseRobustSeparationBrain
 from gmsep.training.config_checks import (
@@ -38,6 +40,7 @@ from gmsep.training.distributed import leave_process_group
 from gmsep.training.experiment import load_experiment
 from gmsep.training.legacy_checkpoints import refuse_legacy_checkpoints
 from gmsep.training.warm_start import load_separator, separator_pretrainer
+from hyperpyyaml import resolve_references
 from speechbrain.utils.distributed import if_main_process, run_on_main
 
 EXIT_USER_ERROR = 2
@@ -51,6 +54,19 @@ def check_prepared_data(hparams):
     for key in DATA_KEYS:
         check_csv_speakers(hparams[key], hparams["num_spks"])
         check_csv_audio(hparams[key], columns, hparams["sample_rate"])
+
+
+def save_hyperparams(hparams_file, overrides, output_folder):
+    """Writes the experiment's hyperparams.yaml as SpeechBrain's
+    create_experiment_directory does, but atomically: a run killed while
+    writing it leaves the earlier one, which the export reads."""
+    with open(hparams_file, encoding="utf-8") as fin:
+        resolved = resolve_references(fin, overrides).getvalue()
+    header = (
+        f"# Generated {datetime.date.today()} from:\n"
+        f"# {os.path.abspath(hparams_file)}\n# yamllint disable\n"
+    )
+    write_text(Path(output_folder) / "hyperparams.yaml", header + resolved)
 
 
 def written_by_this_run(settings):
@@ -108,9 +124,11 @@ def main(argv):
         raise
     # Only now that every check passed: hyperparams.yaml, logs, env.log.
     sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=hparams_file,
-        overrides=overrides,
+        experiment_directory=hparams["output_folder"]
+    )
+    run_on_main(
+        save_hyperparams,
+        args=[hparams_file, overrides, hparams["output_folder"]],
     )
     datasets = dataio_prep(hparams)
     if pretrained_separator is not None:

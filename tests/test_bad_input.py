@@ -1253,6 +1253,14 @@ def test_train_py_files_and_folders(ws, tmp_path, capsys, one_thread):
     code, err = _train(ws, tmp_path / "new", ["--num_spks=3"], capsys)
     Error("num_spks: 3").check(code, "", err, ws, None, None)
     assert not (tmp_path / "new").exists()
+    # a trained experiment that a failing run was pointed at still exports
+    trained = shutil.copytree(ws.experiment, tmp_path / "trained")
+    before = checksums(trained)
+    for wrong in ("--num_spks=3", "--sample_rate=16000", "--lr=abc"):
+        code, err = _train(ws, trained, [wrong], capsys)
+        assert code == 2 and "Traceback" not in err
+    assert checksums(trained) == before
+    assert main(["export", str(trained), "--out", str(tmp_path / "out")]) == 0
     # one line per file that is not usable, after the CSV's
     code, err = _train(ws, ws.trained, ["--sample_rate=16000"], capsys)
     Error(

@@ -318,6 +318,9 @@ def test_torchrun_training_writes_one_complete_test_results(tmp_path):
         command, cwd=REPO, env=env, capture_output=True, text=True, timeout=180
     )
     assert run.returncode == 0, run.stderr[-3000:]
+    # written once, atomically: no temporary file is left beside it
+    assert (output / "hyperparams.yaml").read_text().startswith("# Generated")
+    assert not [p.name for p in output.iterdir() if p.name.startswith(".")]
     rows = (output / "test_results.csv").read_text().splitlines()
     ids = [row.split(",")[0] for row in rows[1:]]
     assert len(ids) == 4 and ids[-1] == "avg"

@@ -388,7 +388,7 @@ def evaluate(args):
             f"{', '.join(source_columns(model.num_spks))})"
         )
     extra_metrics = optional_metrics(model.sample_rate)
-    plot_dir.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
 
     results, excluded = [], []
     for i, row in enumerate(tqdm(rows, desc="utterances", unit="utt")):
@@ -440,6 +440,7 @@ def evaluate(args):
                 (f"reference s{s + 1}", refs[:, s])
                 for s in range(model.num_spks)
             ]
+            plot_dir.mkdir(exist_ok=True)
             with staged_files([plot_dir / f"{row[ID]}.png"]) as (picture,):
                 plot_spectrograms(
                     picture,
