@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 import speechbrain as sb
+import yaml
 from gmsep.data.audio import check_csv_audio
 from gmsep.data.columns import wav_columns
 from gmsep.data.outputs import check_output_folder, write_text
@@ -169,12 +170,13 @@ def main(argv):
 
 def run(argv):
     """Runs :func:`main`; a configuration or data error (every one is a
-    ValueError naming the setting or file) or a file-system error is
+    ValueError naming the setting or file), a checkpoint's CKPT.yaml that
+    is not YAML or a file-system error is
     printed as one line per problem, exit code 2; ``--debug``
     (SpeechBrain's few-batch run) shows its traceback instead."""
     try:
         return main(argv)
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, yaml.YAMLError) as err:
         if "--debug" in argv:
             raise
         if isinstance(err, OSError) and err.filename is not None:

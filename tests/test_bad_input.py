@@ -145,7 +145,12 @@ def _bad_experiments(root, experiment):
         shutil.rmtree(folder / "save")
         (folder / "save").mkdir()
 
+    def bad_meta(folder):
+        for meta in (folder / "save").glob("CKPT+*/CKPT.yaml"):
+            meta.write_text("end-of-epoch: [\n")
+
     broken("corrupt", corrupt)
+    broken("bad_meta", bad_meta)
     broken("no_hparams", lambda f: (f / "hyperparams.yaml").unlink())
     broken("yaml", lambda f: (f / "hyperparams.yaml").write_text("a: [\n"))
     broken("no_save", lambda f: shutil.rmtree(f / "save"))
@@ -909,6 +914,11 @@ CLI_CASES = [
         Error(
             "exp_corrupt/save/CKPT+", "masknet.ckpt: not a readable checkpoint"
         ),
+    ),
+    Case(
+        "export_corrupt_checkpoint_meta",
+        exp(lambda ws: ws.experiments["bad_meta"]),
+        Error("CKPT.yaml is not valid YAML", 'CKPT.yaml", line 2'),
     ),
     Case(
         "export_missing_experiment",

@@ -32,6 +32,7 @@ import tempfile
 from pathlib import Path
 
 import ruamel.yaml
+import yaml
 from hyperpyyaml import load_hyperpyyaml, resolve_references
 from ruamel.yaml.comments import CommentedMap
 from speechbrain.utils.checkpoints import Checkpointer
@@ -302,9 +303,15 @@ def find_best_checkpoint(save_dir):
     def has_separator(ckpt):
         return (ckpt.path / "encoder.ckpt").is_file()
 
-    checkpoint = checkpointer.find_checkpoint(
-        min_key="si-snr", ckpt_predicate=has_separator
-    )
+    try:
+        checkpoint = checkpointer.find_checkpoint(
+            min_key="si-snr", ckpt_predicate=has_separator
+        )
+    except yaml.YAMLError as err:  # SpeechBrain reads every CKPT.yaml
+        raise ExportError(
+            f"{save_dir}: a checkpoint's CKPT.yaml is not valid YAML "
+            f"({' '.join(str(err).split())})"
+        ) from err
     if checkpoint is not None:
         return checkpoint, "lowest validation si-snr (negative SI-SNR)"
     checkpoint = checkpointer.find_checkpoint(ckpt_predicate=has_separator)
