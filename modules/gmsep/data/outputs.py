@@ -83,12 +83,6 @@ def check_output_folder(folder, setting="--out"):
     return folder
 
 
-def _same_file(a, b):
-    if a.exists() and b.exists():
-        return os.path.samefile(a, b)
-    return a.resolve() == b.resolve()
-
-
 def refuse_inputs(outputs, inputs, setting="--out"):
     """Refuses outputs that would replace one of the command's inputs.
 
@@ -118,9 +112,10 @@ def refuse_inputs(outputs, inputs, setting="--out"):
     ...
     gmsep.data.outputs.OutputError: ...a_s1.wav: would replace an input of this command; choose another --out
     """
-    inputs = [Path(path) for path in inputs]
+    # resolved once: links and ".." lead to the same place
+    inputs = {Path(path).resolve() for path in inputs}
     for output in outputs:
-        if any(_same_file(Path(output), path) for path in inputs):
+        if Path(output).resolve() in inputs:
             raise OutputError(
                 f"{output}: would replace an input of this command; choose "
                 f"another {setting}"
