@@ -681,6 +681,16 @@ CLI_CASES = [
         Error("overlap_seconds=1.0: must be positive and shorter"),
     ),
     Case(
+        "backend_unknown",
+        sep("good.wav", extra=["--backend", "tensorrt"]),
+        Error("--backend: invalid choice: 'tensorrt'"),
+    ),
+    Case(
+        "backend_onnx_not_exported",
+        sep("good.wav", extra=["--backend", "onnxruntime"]),
+        Error("--backend onnxruntime", "separator.onnx not found", "--onnx"),
+    ),
+    Case(
         "unknown_option",
         sep("good.wav", extra=["--normalise"]),
         Error("unrecognized arguments: --normalise"),
@@ -771,6 +781,11 @@ CLI_CASES = [
         "evaluate_all_undefined",
         ev("all_silent"),
         Error("all_silent.csv: no utterance has defined metrics"),
+    ),
+    Case(
+        "evaluate_backend_onnx_not_exported",
+        ev("good", extra=["--backend", "onnxruntime"]),
+        Error("--backend onnxruntime", "separator.onnx not found"),
     ),
     Case(
         "evaluate_duplicate_ids",
@@ -880,6 +895,11 @@ CLI_CASES = [
         "export_above_the_experiment",
         exp(out=lambda ws, d: ws.experiment.parent, extra=["--overwrite"]),
         Error("holds the experiment being exported"),
+    ),
+    Case(
+        "export_onnx_over_user_files",
+        exp(out=lambda ws, d: ws.user_folder, extra=["--overwrite", "--onnx"]),
+        Error("user_folder: not a pretrained folder"),
     ),
     Case(
         "export_over_user_files",

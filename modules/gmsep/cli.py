@@ -56,7 +56,9 @@ from gmsep.inference.chunking import (
     chunk_starts,
 )
 from gmsep.inference.export import ExportError, export_pretrained
+from gmsep.inference.onnx_backend import ONNX_FILE
 from gmsep.inference.pretrained import (
+    BACKENDS,
     NoiseRobustSeparation,
     PretrainedFolderError,
     check_pretrained_folder,
@@ -166,9 +168,21 @@ def check_free(paths, overwrite):
         )
 
 
-def load_model(folder):
-    """Loads a pretrained folder (local only, weights read in place)."""
-    return NoiseRobustSeparation.from_hparams(source=folder)
+def load_model(folder, args=None):
+    """Loads a pretrained folder (local only, weights read in place) and
+    sets what runs it (--backend)."""
+    if args is not None and args.backend == "onnxruntime":
+        # before the model loads, as every other input
+        onnx_file = check_pretrained_folder(folder) / ONNX_FILE
+        if not onnx_file.is_file():
+            raise UsageError(
+                f"--backend onnxruntime: {onnx_file} not found (export the "
+                "model with `gmsep export <experiment> --out <folder> --onnx`)"
+            )
+    model = NoiseRobustSeparation.from_hparams(source=folder)
+    if args is not None:
+        model.use_backend(args.backend)
+    return model
 
 
 def chunk_settings(model, args):
@@ -191,7 +205,7 @@ def separate(args):
             "overwrite each other in --out"
         )
     out = check_output_folder(args.out)
-    model = load_model(args.model)
+    model = load_model(args.model, args)
     if args.enhanced and not model.has_enhancer:
         raise UsageError(
             f"--enhanced: the model {args.model} has no enhancer (baseline "
@@ -379,7 +393,7 @@ def evaluate(args):
     ]
     refuse_inputs(outputs, inputs)
     check_free(outputs, args.overwrite)
-    model = load_model(args.model)
+    model = load_model(args.model, args)
     chunk_settings(model, args)
     if num_sources != model.num_spks:
         raise DataError(
@@ -489,7 +503,9 @@ def evaluate(args):
 
 def export(args):
     """``gmsep export``: experiment folder -> pretrained folder."""
-    out = export_pretrained(args.experiment, args.out, overwrite=args.overwrite)
+    out = export_pretrained(
+        args.experiment, args.out, overwrite=args.overwrite, onnx=args.onnx
+    )
     print(f"Exported {args.experiment} to {out}")
     return 0
 
@@ -538,6 +554,14 @@ def build_parser():
             default=None,
             help="overlap of consecutive chunks (default: "
             f"{DEFAULT_OVERLAP_SECONDS}, at most a quarter of the chunk)",
+        )
+        command.add_argument(
+            "--backend",
+            choices=BACKENDS,
+            default="torch",
+            help="what runs the network: torch, or onnxruntime on the "
+            "folder's separator.onnx (gmsep export --onnx) (default: "
+            "%(default)s)",
         )
 
     sep = commands.add_parser(
@@ -591,6 +615,11 @@ def build_parser():
     ex.add_argument("--out", required=True, help="pretrained folder to write")
     ex.add_argument(
         "--overwrite", action="store_true", help="replace a non-empty --out"
+    )
+    ex.add_argument(
+        "--onnx",
+        action="store_true",
+        help="also write separator.onnx (for --backend onnxruntime)",
     )
     ex.set_defaults(handler=export)
 

@@ -15,6 +15,8 @@ the layout SpeechBrain publishes its separators in::
     masknet.ckpt
     decoder.ckpt
     README.md          the model card: data, configuration, size, results
+    separator.onnx     with ``onnx=True`` (``--onnx``): the inference graph
+                       (gmsep.inference.onnx_backend)
 
 A SepFormer-alone export is a SpeechBrain SepFormer folder: SpeechBrain's
 ``SepformerSeparation.from_hparams`` loads it too.
@@ -42,6 +44,12 @@ from gmsep.data.outputs import (
     check_output_folder,
     is_folder_or_above,
 )
+from gmsep.inference.onnx_backend import (
+    ONNX_FILE,
+    OPSET,
+    export_onnx,
+    onnx_parity,
+)
 from gmsep.training.checkpointing import read_state_dict
 from gmsep.training.experiment import route_overrides
 from gmsep.training.legacy_checkpoints import (
@@ -67,11 +75,16 @@ DATA_KEYS = (
 )
 
 
+# SI-SNR (dB) of onnxruntime's output against the network's below which an
+# ONNX export is refused: float32 rounding alone gives 70 dB and more.
+MIN_PARITY_DB = 50.0
+
+
 class ExportError(ValueError):
     """An experiment folder cannot be exported, or the target is not free."""
 
 
-def export_pretrained(experiment_dir, out_dir, overwrite=False):
+def export_pretrained(experiment_dir, out_dir, overwrite=False, onnx=False):
     """Writes the pretrained-model folder of an experiment's best checkpoint.
 
     The folder is built in a temporary folder beside ``out_dir`` and moved
@@ -88,6 +101,9 @@ def export_pretrained(experiment_dir, out_dir, overwrite=False):
         The folder to write.
     overwrite : bool
         Replace an earlier export in ``out_dir``; refused otherwise.
+    onnx : bool
+        Also write ``separator.onnx``, checked against the torch network
+        on mixtures of several lengths before it is kept.
 
     Returns
     -------
@@ -131,7 +147,7 @@ def export_pretrained(experiment_dir, out_dir, overwrite=False):
         foreign = sorted(
             path.name
             for path in out_dir.iterdir()
-            if path.name not in (HPARAMS_FILE, "README.md")
+            if path.name not in (HPARAMS_FILE, "README.md", ONNX_FILE)
             and not (path.suffix == ".ckpt" and path.is_file())
         )
         if foreign:
@@ -162,7 +178,12 @@ def export_pretrained(experiment_dir, out_dir, overwrite=False):
                     f"the modules {', '.join(module_names)})"
                 )
             shutil.copyfile(source, staging / f"{name}.ckpt")
-        param_counts = _check_loadable(staging, module_names, checkpoint.path)
+        param_counts, loaded = _check_loadable(
+            staging, module_names, checkpoint.path
+        )
+        onnx_report = None
+        if onnx:
+            onnx_report = _write_onnx(loaded, staging / ONNX_FILE)
         (staging / "README.md").write_text(
             model_card(
                 experiment,
@@ -171,6 +192,7 @@ def export_pretrained(experiment_dir, out_dir, overwrite=False):
                 selection,
                 param_counts,
                 read_test_averages(experiment_dir / "test_results.csv"),
+                onnx_report,
             ),
             encoding="utf-8",
         )
@@ -445,7 +467,44 @@ def _check_loadable(out_dir, module_names, checkpoint_dir):
             ) from err
         counts[name] = sum(p.numel() for p in module.parameters())
     counts["total"] = sum(counts.values())
-    return counts
+    return counts, hparams
+
+
+def _write_onnx(hparams, path):
+    """Exports the loaded network to path and checks onnxruntime's outputs
+    against the network's; returns what the model card says about it."""
+    import onnx
+    import onnxruntime
+    import torch
+
+    from gmsep.model import UnifiedSeparator
+
+    separator = hparams.get("separator")
+    if separator is None:  # a section without one: built as the loader does
+        modules = hparams["modules"]
+        separator = UnifiedSeparator(
+            modules["encoder"],
+            modules["masknet"],
+            modules["decoder"],
+            enhancer=modules.get("enhancer"),
+            num_spks=hparams["num_spks"],
+        )
+    outputs = export_onnx(separator, path)
+    parity = onnx_parity(separator, path, hparams["sample_rate"])
+    worst = min(parity.values())
+    if worst < MIN_PARITY_DB:
+        raise ExportError(
+            f"{path}: onnxruntime's output differs from the network's "
+            f"(SI-SNR {worst:.1f} dB < {MIN_PARITY_DB} dB); not exported"
+        )
+    return {
+        "outputs": outputs,
+        "parity_db": parity,
+        "versions": (
+            f"torch {torch.__version__}, onnx {onnx.__version__}, "
+            f"onnxruntime {onnxruntime.__version__}"
+        ),
+    }
 
 
 def read_test_averages(csv_path):
@@ -502,7 +561,13 @@ def _format_value(value):
 
 
 def model_card(
-    tree, experiment_dir, checkpoint, selection, param_counts, results
+    tree,
+    experiment_dir,
+    checkpoint,
+    selection,
+    param_counts,
+    results,
+    onnx_report=None,
 ):
     """The README.md of a pretrained folder.
 
@@ -520,6 +585,8 @@ def model_card(
         Module -> parameter count, and ``total``.
     results : dict or None
         Test averages (see :func:`read_test_averages`).
+    onnx_report : dict, optional
+        How ``separator.onnx`` was made (see :func:`_write_onnx`).
 
     Returns
     -------
@@ -566,6 +633,7 @@ def model_card(
                 if key != "count"
             )
         )
+    onnx_text = "" if onnx_report is None else onnx_section(onnx_report)
     has_enhancer_usage = (
         'enhanced = model.enhance_file("noisy.wav")  # [1, T], the SE branch\n'
         if enhancer
@@ -623,4 +691,30 @@ Only local folders are loaded (no download). The folder has SpeechBrain's
 published layout (hyperparams.yaml and one `<module>.ckpt` per module), so
 SpeechBrain's own loaders take it as well; a SepFormer without EnhanceNet
 loads with `speechbrain.inference.separation.SepformerSeparation`.
+{onnx_text}"""
+
+
+def onnx_section(report):
+    """The model card's section on ``separator.onnx``."""
+    parity = ", ".join(
+        f"{shape}: {db:.1f} dB" for shape, db in report["parity_db"].items()
+    )
+    outputs = ", ".join(f"`{name}`" for name in report["outputs"])
+    return f"""
+## ONNX
+
+`{ONNX_FILE}` is the same network as one ONNX graph (opset {OPSET}), input
+`mix` [batch, time] at the model's sample rate, outputs {outputs}
+([batch, time, speakers] and [batch, time]); batch and time are dynamic
+axes. It was traced from the loaded checkpoint with `torch.onnx.export`
+(the TorchScript-based exporter, `dynamo=False`) through
+`gmsep.inference.onnx_backend.SeparationGraph`, which calls the Decoder's
+transposed convolution without SpeechBrain's squeeze (that squeeze depends
+on the traced batch size); {report["versions"]}. Checked at export:
+onnxruntime against torch on random mixtures (batch x samples), lowest
+SI-SNR over the outputs: {parity}.
+
+```
+python -m gmsep separate mix.wav --model <this folder> --out separated/ --backend onnxruntime
+```
 """

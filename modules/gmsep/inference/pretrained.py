@@ -37,10 +37,14 @@ from gmsep.inference.chunking import (
     DEFAULT_OVERLAP_SECONDS,
     separate_in_chunks,
 )
+from gmsep.inference.onnx_backend import ONNX_FILE, OnnxSeparator
 from gmsep.model import UnifiedSeparator
 from gmsep.training.checkpointing import read_state_dict
 
 logger = logging.getLogger(__name__)
+
+# What can run the network (see NoiseRobustSeparation.use_backend).
+BACKENDS = ("torch", "onnxruntime")
 
 NO_ENHANCER = (
     "this model has no enhancer (a baseline separator without SE branch): it "
@@ -259,6 +263,12 @@ class NoiseRobustSeparation(Pretrained):
                 num_spks=self.hparams.num_spks,
             )
         self.separator = separator.to(self.device).eval()
+        # what separate_batch / enhance_batch run: the network itself unless
+        # use_backend chose another (in a tuple: not one of the modules)
+        self._engine = (self.separator,)
+        self.backend = "torch"
+        self.folder = None
+        self.chunk_batch = 1
 
     @classmethod
     def from_hparams(
@@ -293,12 +303,14 @@ class NoiseRobustSeparation(Pretrained):
             overwrite=True, allow_network=False
         )
         try:
-            return super().from_hparams(
+            model = super().from_hparams(
                 source=str(folder),
                 hparams_file=hparams_file,
                 overrides=overrides,
                 **kwargs,
             )
+            model.folder = folder
+            return model
         except PretrainedFolderError:
             raise
         except (ImportError, AttributeError, TypeError, KeyError) as err:
@@ -353,7 +365,7 @@ class NoiseRobustSeparation(Pretrained):
         torch.Tensor
             The separated sources, shape B, T, S.
         """
-        return self._run(self.separator.separate, mix)
+        return self._run(self.engine.separate, mix)
 
     def enhance_batch(self, mix):
         """Denoises a batch of mixtures with the SE branch (both speakers kept).
@@ -370,7 +382,54 @@ class NoiseRobustSeparation(Pretrained):
         """
         if not self.has_enhancer:
             raise ValueError(NO_ENHANCER)
-        return self._run(self.separator.enhance, mix)
+        return self._run(self.engine.enhance, mix)
+
+    def use_backend(self, backend="torch", onnx_file=None):
+        """Chooses what runs the network from now on.
+
+        Arguments
+        ---------
+        backend : str
+            ``torch`` (the modules, on the model's device) or
+            ``onnxruntime`` (the folder's ``separator.onnx``, written by
+            ``gmsep export --onnx``, on the CPU).
+        onnx_file : str or os.PathLike, optional
+            The ONNX file; default ``separator.onnx`` of the loaded folder.
+
+        Raises
+        ------
+        PretrainedFolderError
+            When the ONNX file is missing.
+        ValueError
+            For an unknown backend, or onnxruntime on another device than
+            the CPU.
+        """
+        if backend not in BACKENDS:
+            raise ValueError(
+                f"backend={backend!r}: expected one of {', '.join(BACKENDS)}"
+            )
+        if backend == "torch":
+            self._engine, self.backend = (self.separator,), backend
+            return
+        if str(self.device) != "cpu":
+            raise ValueError(
+                f"backend=onnxruntime runs on the CPU, the model is on "
+                f"{self.device}"
+            )
+        if onnx_file is None:
+            onnx_file = Path(self.folder or ".") / ONNX_FILE
+        if not Path(onnx_file).is_file():
+            raise PretrainedFolderError(
+                f"{onnx_file}: file not found (write it with `gmsep export "
+                "<experiment> --out <folder> --onnx`)"
+            )
+        self._engine, self.backend = (OnnxSeparator(onnx_file),), backend
+
+    @property
+    def engine(self):
+        """What runs the network: the separator module (torch) or an
+        :class:`gmsep.inference.onnx_backend.OnnxSeparator`."""
+        return self._engine[0]
 
     def _read(self, path, min_seconds=MIN_SECONDS):
         """(mix [1, T] at the model's rate, file rate, file frames)."""
