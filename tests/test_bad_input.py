@@ -681,6 +681,16 @@ CLI_CASES = [
         Error("overlap_seconds=1.0: must be positive and shorter"),
     ),
     Case(
+        "chunk_batch_zero",
+        sep("good.wav", extra=["--chunk-batch", "0"]),
+        Error("--chunk-batch: 0: expected an integer of at least 1"),
+    ),
+    Case(
+        "chunk_batch_text",
+        sep("good.wav", extra=["--chunk-batch", "2.5"]),
+        Error("--chunk-batch: '2.5' is not an integer"),
+    ),
+    Case(
         "backend_unknown",
         sep("good.wav", extra=["--backend", "tensorrt"]),
         Error("--backend: invalid choice: 'tensorrt'"),

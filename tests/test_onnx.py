@@ -163,3 +163,15 @@ def test_cli_export_and_separate_with_onnxruntime(
     # exporting again without --onnx replaces the whole earlier export
     assert main(["export", str(exp_dir), "--out", str(out), "--overwrite"]) == 0
     assert not (out / ONNX_FILE).exists()
+
+
+def test_batched_chunks_with_onnxruntime(exported, one_thread):
+    _, _, onnx_model, _ = exported
+    mix = 0.1 * torch.randn(1, 4 * SAMPLE_RATE + 5)
+    sequential = onnx_model.separate_long(mix, chunk_seconds=1.0)
+    onnx_model.chunk_batch = 3
+    try:
+        batched = onnx_model.separate_long(mix, chunk_seconds=1.0)
+    finally:
+        onnx_model.chunk_batch = 1
+    assert torch.allclose(batched, sequential, rtol=1e-5, atol=1e-6)

@@ -228,7 +228,10 @@ class NoiseRobustSeparation(Pretrained):
 
     The folder must hold ``hyperparams.yaml`` (``sample_rate``, ``num_spks``,
     ``modules`` and a ``pretrainer``) and one ``.ckpt`` per module;
-    ``enhancer`` is absent for baseline separators. A SpeechBrain SepFormer
+    ``enhancer`` is absent for baseline separators. ``chunk_batch`` (default
+    1) is how many chunks of a long recording are separated in one batch
+    (:func:`gmsep.inference.chunking.separate_in_chunks`); ``use_backend``
+    chooses what runs the network. A SpeechBrain SepFormer
     folder (as SpeechBrain publishes sepformer-wham, -libri2mix, ...) loads
     as a separator without EnhanceNet: the network is built from its
     ``encoder``, ``masknet`` and ``decoder`` when it names no ``separator``.
@@ -504,6 +507,7 @@ class NoiseRobustSeparation(Pretrained):
             mix,
             *self.chunk_lengths(chunk_seconds, overlap_seconds),
             progress,
+            self.chunk_batch,
         )
 
     def enhance_long(
@@ -527,6 +531,7 @@ class NoiseRobustSeparation(Pretrained):
             mix,
             *self.chunk_lengths(chunk_seconds, overlap_seconds),
             progress,
+            self.chunk_batch,
         )
         return enhanced[..., 0]
 
