@@ -701,6 +701,18 @@ CLI_CASES = [
         Error("--backend onnxruntime", "separator.onnx not found", "--onnx"),
     ),
     Case(
+        "quantize_unknown",
+        sep("good.wav", extra=["--quantize", "int4"]),
+        Error("--quantize: invalid choice: 'int4'"),
+    ),
+    Case(
+        "quantize_onnx_not_exported",
+        sep(
+            "good.wav", extra=["--backend", "onnxruntime", "--quantize", "int8"]
+        ),
+        Error("--backend onnxruntime", "separator-int8.onnx not found"),
+    ),
+    Case(
         "unknown_option",
         sep("good.wav", extra=["--normalise"]),
         Error("unrecognized arguments: --normalise"),

@@ -63,6 +63,7 @@ from gmsep.inference.pretrained import (
     PretrainedFolderError,
     check_pretrained_folder,
 )
+from gmsep.inference.quantize import INT8_ONNX_FILE, QUANTIZE
 from gmsep.training.legacy_checkpoints import (
     LegacyCheckpointError,
     upgrade_checkpoints,
@@ -173,7 +174,8 @@ def load_model(folder, args=None):
     sets what runs it (--backend)."""
     if args is not None and args.backend == "onnxruntime":
         # before the model loads, as every other input
-        onnx_file = check_pretrained_folder(folder) / ONNX_FILE
+        name = INT8_ONNX_FILE if args.quantize == "int8" else ONNX_FILE
+        onnx_file = check_pretrained_folder(folder) / name
         if not onnx_file.is_file():
             raise UsageError(
                 f"--backend onnxruntime: {onnx_file} not found (export the "
@@ -181,7 +183,7 @@ def load_model(folder, args=None):
             )
     model = NoiseRobustSeparation.from_hparams(source=folder)
     if args is not None:
-        model.use_backend(args.backend)
+        model.use_backend(args.backend, args.quantize)
         model.chunk_batch = args.chunk_batch
     return model
 
@@ -570,6 +572,14 @@ def build_parser():
             default="torch",
             help="what runs the network: torch, or onnxruntime on the "
             "folder's separator.onnx (gmsep export --onnx) (default: "
+            "%(default)s)",
+        )
+        command.add_argument(
+            "--quantize",
+            choices=QUANTIZE,
+            default="none",
+            help="int8: dynamic int8 matrix products on the CPU (torch: its "
+            "linear layers; onnxruntime: separator-int8.onnx) (default: "
             "%(default)s)",
         )
 

@@ -17,6 +17,7 @@ the layout SpeechBrain publishes its separators in::
     README.md          the model card: data, configuration, size, results
     separator.onnx     with ``onnx=True`` (``--onnx``): the inference graph
                        (gmsep.inference.onnx_backend)
+    separator-int8.onnx   and its dynamic int8 version (gmsep.inference.quantize)
 
 A SepFormer-alone export is a SpeechBrain SepFormer folder: SpeechBrain's
 ``SepformerSeparation.from_hparams`` loads it too.
@@ -50,6 +51,7 @@ from gmsep.inference.onnx_backend import (
     export_onnx,
     onnx_parity,
 )
+from gmsep.inference.quantize import INT8_ONNX_FILE, quantize_onnx
 from gmsep.training.checkpointing import read_state_dict
 from gmsep.training.experiment import route_overrides
 from gmsep.training.legacy_checkpoints import (
@@ -147,7 +149,8 @@ def export_pretrained(experiment_dir, out_dir, overwrite=False, onnx=False):
         foreign = sorted(
             path.name
             for path in out_dir.iterdir()
-            if path.name not in (HPARAMS_FILE, "README.md", ONNX_FILE)
+            if path.name
+            not in (HPARAMS_FILE, "README.md", ONNX_FILE, INT8_ONNX_FILE)
             and not (path.suffix == ".ckpt" and path.is_file())
         )
         if foreign:
@@ -497,9 +500,16 @@ def _write_onnx(hparams, path):
             f"{path}: onnxruntime's output differs from the network's "
             f"(SI-SNR {worst:.1f} dB < {MIN_PARITY_DB} dB); not exported"
         )
+    int8_path = path.with_name(INT8_ONNX_FILE)
+    quantize_onnx(path, int8_path)
     return {
         "outputs": outputs,
         "parity_db": parity,
+        # how far int8 rounding moves the output (not checked: it is
+        # measured on speech, see the README)
+        "int8_parity_db": onnx_parity(
+            separator, int8_path, hparams["sample_rate"]
+        ),
         "versions": (
             f"torch {torch.__version__}, onnx {onnx.__version__}, "
             f"onnxruntime {onnxruntime.__version__}"
@@ -699,6 +709,10 @@ def onnx_section(report):
     parity = ", ".join(
         f"{shape}: {db:.1f} dB" for shape, db in report["parity_db"].items()
     )
+    int8_parity = ", ".join(
+        f"{shape}: {db:.1f} dB"
+        for shape, db in report["int8_parity_db"].items()
+    )
     outputs = ", ".join(f"`{name}`" for name in report["outputs"])
     return f"""
 ## ONNX
@@ -714,7 +728,15 @@ on the traced batch size); {report["versions"]}. Checked at export:
 onnxruntime against torch on random mixtures (batch x samples), lowest
 SI-SNR over the outputs: {parity}.
 
+`{INT8_ONNX_FILE}` is its dynamic int8 quantisation
+(`onnxruntime.quantization.quantize_dynamic` of the matrix products with
+constant weights: int8 weights, activations quantised per call;
+`gmsep.inference.quantize`); the
+same check gives {int8_parity} (random mixtures: a bound on how much int8
+rounding moves the output, not a measure of quality on speech).
+
 ```
 python -m gmsep separate mix.wav --model <this folder> --out separated/ --backend onnxruntime
+python -m gmsep separate mix.wav --model <this folder> --out separated/ --backend onnxruntime --quantize int8
 ```
 """

@@ -38,6 +38,7 @@ from gmsep.inference.chunking import (
     separate_in_chunks,
 )
 from gmsep.inference.onnx_backend import ONNX_FILE, OnnxSeparator
+from gmsep.inference.quantize import INT8_ONNX_FILE, QUANTIZE, quantize_torch
 from gmsep.model import UnifiedSeparator
 from gmsep.training.checkpointing import read_state_dict
 
@@ -269,7 +270,7 @@ class NoiseRobustSeparation(Pretrained):
         # what separate_batch / enhance_batch run: the network itself unless
         # use_backend chose another (in a tuple: not one of the modules)
         self._engine = (self.separator,)
-        self.backend = "torch"
+        self.backend, self.quantize = "torch", "none"
         self.folder = None
         self.chunk_batch = 1
 
@@ -387,7 +388,7 @@ class NoiseRobustSeparation(Pretrained):
             raise ValueError(NO_ENHANCER)
         return self._run(self.engine.enhance, mix)
 
-    def use_backend(self, backend="torch", onnx_file=None):
+    def use_backend(self, backend="torch", quantize="none", onnx_file=None):
         """Chooses what runs the network from now on.
 
         Arguments
@@ -396,8 +397,13 @@ class NoiseRobustSeparation(Pretrained):
             ``torch`` (the modules, on the model's device) or
             ``onnxruntime`` (the folder's ``separator.onnx``, written by
             ``gmsep export --onnx``, on the CPU).
+        quantize : str
+            ``none`` or ``int8`` (:mod:`gmsep.inference.quantize`, CPU
+            only): with torch, the network's linear layers quantised now;
+            with onnxruntime, the folder's ``separator-int8.onnx``.
         onnx_file : str or os.PathLike, optional
-            The ONNX file; default ``separator.onnx`` of the loaded folder.
+            The ONNX file; default ``separator.onnx`` (or
+            ``separator-int8.onnx``) of the loaded folder.
 
         Raises
         ------
@@ -411,16 +417,27 @@ class NoiseRobustSeparation(Pretrained):
             raise ValueError(
                 f"backend={backend!r}: expected one of {', '.join(BACKENDS)}"
             )
-        if backend == "torch":
-            self._engine, self.backend = (self.separator,), backend
-            return
-        if str(self.device) != "cpu":
+        if quantize not in QUANTIZE:
             raise ValueError(
-                f"backend=onnxruntime runs on the CPU, the model is on "
-                f"{self.device}"
+                f"quantize={quantize!r}: expected one of {', '.join(QUANTIZE)}"
             )
+        if str(self.device) != "cpu" and (
+            backend != "torch" or quantize != "none"
+        ):
+            raise ValueError(
+                f"backend={backend}, quantize={quantize} runs on the CPU, the "
+                f"model is on {self.device}"
+            )
+        self.quantize = quantize
+        if backend == "torch":
+            engine = self.separator
+            if quantize == "int8":
+                engine = quantize_torch(self.separator)
+            self._engine, self.backend = (engine,), backend
+            return
         if onnx_file is None:
-            onnx_file = Path(self.folder or ".") / ONNX_FILE
+            name = INT8_ONNX_FILE if quantize == "int8" else ONNX_FILE
+            onnx_file = Path(self.folder or ".") / name
         if not Path(onnx_file).is_file():
             raise PretrainedFolderError(
                 f"{onnx_file}: file not found (write it with `gmsep export "
