@@ -26,6 +26,11 @@ NEW_SETTINGS = {
     "pretrained_separator": None,
     "dynamic_mixing_levels": "librimix",
 }
+# The same, for the unified network's files only.
+NEW_UNIFIED_SETTINGS = {
+    "se_weight_decay": "constant",
+    "gm_params": "encoder_enhancer",
+}
 
 
 @pytest.mark.parametrize(
@@ -39,6 +44,9 @@ def test_experiment_resolves_to_the_recorded_values(hparams_file):
     resolved = resolved_values(hparams_file)
     for key, faithful in NEW_SETTINGS.items():
         assert resolved.pop(key) == faithful, key
+    if "se_weight" in resolved:
+        for key, faithful in NEW_UNIFIED_SETTINGS.items():
+            assert resolved.pop(key) == faithful, key
     changed = {
         key
         for key in set(recorded) | set(resolved)

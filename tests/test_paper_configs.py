@@ -71,7 +71,9 @@ UNIFIED = {
     "se_weight": 0.1,
     "se_reduction": "sum",
     "se_detach_target": False,
+    "se_weight_decay": "constant",
     "gm_mode": "project",
+    "gm_params": "encoder_enhancer",
 }
 FAITHFUL = {
     "sepformer-gm": {**SEPFORMER, **UNIFIED, "enhancer_layers": 1},

@@ -186,3 +186,86 @@ def test_accumulation_with_a_loss_scaler_gives_the_large_batch_update(
         assert brain.scaler.get_scale() == 2.0**10  # finite: no backoff
     for got, expected in zip(*params[::-1], strict=True):
         torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_linear_se_weight_decay_falls_to_zero_over_the_training(tmp_path):
+    brain = tiny_brain(tmp_path, se_weight_decay="linear", N_epochs=2)
+    brain.batches_per_epoch = 4
+    counter = brain.hparams.epoch_counter
+    factors = []
+    for epoch in (1, 2):
+        counter.current = epoch
+        for step in range(1, 5):
+            brain.step = step
+            factors.append(brain.se_weight_factor())
+    assert factors == [1 - i / 8 for i in range(8)]
+    # the SE loss is scaled, the SS loss is not
+    predictions = brain.compute_forward(batch("item"), sb.Stage.TRAIN)
+    brain.step = 1  # epoch 2, step 1: half way
+    main, aux = brain.compute_task_losses(predictions)
+    constant = tiny_brain(tmp_path / "constant")
+    main_c, aux_c = constant.compute_task_losses(predictions)
+    torch.testing.assert_close(main, main_c)
+    torch.testing.assert_close(aux, 0.5 * aux_c)
+    assert constant.se_weight_factor() == 1.0
+
+
+def task_gradients(brain, data):
+    """The combined gradient of every module's parameters for one batch."""
+    brain.zero_grad(set_to_none=True)
+    predictions = brain.compute_forward(PaddedBatch(data), sb.Stage.TRAIN)
+    brain._backward(*brain.compute_task_losses(predictions))
+    return {
+        name: [p.grad.clone() for p in module.parameters()]
+        for name, module in brain.modules.items()
+    }
+
+
+def test_gm_on_the_enhancer_only_gives_the_encoder_the_plain_sum(tmp_path):
+    """gm_params: enhancer: the Encoder's gradient is that of multi-task
+    (gm_mode none), every other tensor's that of the paper's GM (it works
+    tensor by tensor). This item's gradients conflict on the Encoder."""
+    data = items(["hello"])
+    grads = {
+        name: task_gradients(
+            accumulating_brain(tmp_path / name, 1, mode, gm_params=params),
+            data,
+        )
+        for name, mode, params in (
+            ("enhancer_only", "project", "enhancer"),
+            ("project", "project", "encoder_enhancer"),
+            ("none", "none", "encoder_enhancer"),
+        )
+    }
+    assert any(
+        not torch.allclose(a, b)
+        for a, b in zip(
+            grads["project"]["encoder"], grads["none"]["encoder"], strict=True
+        )
+    ), "no conflict on the encoder: the test would not tell the modes apart"
+    for module, expected in (
+        ("encoder", "none"),
+        ("enhancer", "project"),
+        ("masknet", "project"),
+        ("decoder", "project"),
+    ):
+        for got, want in zip(
+            grads["enhancer_only"][module], grads[expected][module], strict=True
+        ):
+            torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_gm_on_the_enhancer_only_is_refused_with_the_published_update(tmp_path):
+    from gmsep.training.config_checks import check_config
+
+    hparams, _ = load_experiment(
+        DEMO,
+        {
+            **TINY_MODEL,
+            "gm_mode": "published",
+            "gm_params": "enhancer",
+            "output_folder": str(tmp_path),
+        },
+    )
+    with pytest.raises(ConfigError, match="gm_params: enhancer needs the SE"):
+        check_config(hparams, {"device": "cpu"})

@@ -13,6 +13,7 @@ Authors
 import contextlib
 import logging
 import os
+import time
 
 import speechbrain as sb
 import torch
@@ -52,7 +53,11 @@ class NoiseRobustSeparationBrain(sb.Brain):
     ``use_speedperturb`` and ``speed_perturb_remix``, ``loss_upper_lim``,
     ``lr_scheduler``, ``epoch_counter``, ``train_logger``, ``output_folder``
     and ``save_folder`` (for ``test_results.csv``); optionally ``condition``
-    ("noisy", the default, or "clean").
+    ("noisy", the default, or "clean"), ``se_weight_decay`` ("constant",
+    the paper's, or "linear": the SE loss's weight falls linearly from its
+    value to 0 over training) and ``gm_params`` ("encoder_enhancer", the
+    paper's, or "enhancer": GM on the EnhanceNet only, the Encoder gets the
+    plain sum of both gradients).
 
     SpeechBrain's ``--grad_accumulation_factor`` k makes one optimizer step
     of k batches, equal to one step on a batch k times larger (see
@@ -110,7 +115,10 @@ class NoiseRobustSeparationBrain(sb.Brain):
             and loader_kwargs.get("batch_sampler") is None
         ):
             loader_kwargs["sampler"] = EvaluationShardSampler(len(dataset))
-        return super().make_dataloader(dataset, stage, *args, **loader_kwargs)
+        loader = super().make_dataloader(dataset, stage, *args, **loader_kwargs)
+        if stage == sb.Stage.TRAIN:
+            self.batches_per_epoch = len(loader)  # for se_weight_decay
+        return loader
 
     def on_fit_start(self):
         """Resets the counters of skipped batches and the accumulated
@@ -200,7 +208,21 @@ class NoiseRobustSeparationBrain(sb.Brain):
         main_loss, aux_loss, _ = weighted_objectives(
             objectives, output, sources
         )
+        if stage == sb.Stage.TRAIN and aux_loss is not None:
+            aux_loss = aux_loss * self.se_weight_factor()
         return main_loss, aux_loss
+
+    def se_weight_factor(self):
+        """The factor of the SE loss's weight at the current step: 1 with
+        ``se_weight_decay: constant`` (the paper's); with ``linear``,
+        1 - (steps done) / (steps of the whole training), so that the
+        auxiliary task shapes the early training and leaves the end to SS."""
+        if getattr(self.hparams, "se_weight_decay", "constant") == "constant":
+            return 1.0
+        per_epoch = self.batches_per_epoch
+        counter = self.hparams.epoch_counter
+        done = (counter.current - 1) * per_epoch + self.step - 1
+        return max(0.0, 1.0 - done / (counter.limit * per_epoch))
 
     def compute_objectives(self, predictions, batch, stage):
         """The loss of a stage: the SS loss in validation and test (model
@@ -245,6 +267,8 @@ class NoiseRobustSeparationBrain(sb.Brain):
         if aux_loss is not None:
             aux_loss = self.scaler.scale(aux_loss * aux_scale)
         gm = self.hparams.gradient_modulation
+        if aux_loss is not None and gm.mode != "none":
+            self._add_unmodulated_aux_gradient(aux_loss)
         # Without modulation ("none") the combination is a sum, and sums of
         # micro-batches add up: one backward each, as without accumulation.
         if (
@@ -276,6 +300,22 @@ class NoiseRobustSeparationBrain(sb.Brain):
                 for old, new in zip(self.aux_grads, aux_grads, strict=True)
             ]
         main_loss.backward()
+
+    def _add_unmodulated_aux_gradient(self, aux_loss):
+        """Adds the auxiliary gradient of the parameters both losses reach
+        but GM leaves alone (the Encoder with ``gm_params: enhancer``) to
+        their ``.grad``: they get the plain sum, as with ``gm_mode: none``."""
+        params = self.unmodulated_shared_parameters()
+        if not params:
+            return
+        grads = torch.autograd.grad(
+            aux_loss, params, retain_graph=True, allow_unused=True
+        )
+        if is_distributed_initialized():
+            grads = all_reduce_mean(grads)
+        for p, grad in zip(params, grads, strict=True):
+            if grad is not None:
+                p.grad = grad if p.grad is None else p.grad.add_(grad)
 
     def _step(self, batch):
         """Ends an accumulation window: modulates the accumulated task
@@ -321,16 +361,23 @@ class NoiseRobustSeparationBrain(sb.Brain):
         return contextlib.nullcontext()
 
     def shared_parameters(self):
-        """The parameters both losses reach: encoder and enhancer."""
+        """The parameters GM modulates: those both losses reach, encoder and
+        enhancer, or the enhancer alone with ``gm_params: enhancer``."""
         separator = self.hparams.separator
-        shared = [separator.encoder, separator.enhancer]
-        return [
-            p
-            for module in shared
-            if module is not None
-            for p in module.parameters()
-            if p.requires_grad
-        ]
+        shared = [separator.enhancer]
+        if self._gm_params() == "encoder_enhancer":
+            shared.insert(0, separator.encoder)
+        return _trainable(shared)
+
+    def unmodulated_shared_parameters(self):
+        """The parameters both losses reach that GM leaves alone: the
+        encoder with ``gm_params: enhancer``, none otherwise."""
+        if self._gm_params() == "encoder_enhancer":
+            return []
+        return _trainable([self.hparams.separator.encoder])
+
+    def _gm_params(self):
+        return getattr(self.hparams, "gm_params", "encoder_enhancer")
 
     def _batch_is_usable(self, batch, main_loss, total_loss):
         """Counts and reports skipped batches; stops after too many non-finite
@@ -405,6 +452,7 @@ class NoiseRobustSeparationBrain(sb.Brain):
         and the test metrics (test)."""
         self.evaluated_batches = 0
         if stage == sb.Stage.TRAIN:
+            self.stage_start = (time.perf_counter(), self.step)
             # SpeechBrain drops an epoch's incomplete accumulation window.
             self.aux_grads = None
             self.accumulation_void = False
@@ -431,8 +479,11 @@ class NoiseRobustSeparationBrain(sb.Brain):
             stage_loss = mean_over_processes(stage_loss, batches, self.device)
         stage_stats = {"si-snr": stage_loss}
         if stage == sb.Stage.TRAIN:
+            start_time, start_step = self.stage_start
+            steps = max(1, self.step - start_step)
             self.train_stats = {
                 **stage_stats,
+                "seconds_per_step": (time.perf_counter() - start_time) / steps,
                 **self.hparams.gradient_modulation.stats(),
                 **{f"skipped_{k}": v for k, v in self.skipped_batches.items()},
             }
@@ -470,3 +521,14 @@ class NoiseRobustSeparationBrain(sb.Brain):
             write_results(path, rows, "snt_id", METRIC_NAMES, averages)
             logger.info(f"Per-utterance test results written to {path}")
         return averages
+
+
+def _trainable(modules):
+    """The trainable parameters of the modules that exist."""
+    return [
+        p
+        for module in modules
+        if module is not None
+        for p in module.parameters()
+        if p.requires_grad
+    ]

@@ -23,6 +23,8 @@ from gmsep.losses import EnhancedFeatureMSE
 CHOICES = {
     "gm_mode": GradientModulation.MODES,
     "se_reduction": EnhancedFeatureMSE.REDUCTIONS,
+    "se_weight_decay": ("constant", "linear"),
+    "gm_params": ("encoder_enhancer", "enhancer"),
 }
 # Numeric settings that only make sense above zero (or at zero or above).
 POSITIVE = ("lr", "N_epochs", "batch_size", "sample_rate", "num_spks")
@@ -353,6 +355,12 @@ def check_config(hparams, run_opts=None):
             f"objectives: auxiliary objective(s) {auxiliary} need an enhancer, "
             "but the separator has none (enhancer: null); remove them for a "
             "separator-only baseline"
+        )
+    gm = hparams.get("gradient_modulation")
+    if hparams.get("gm_params") == "enhancer" and gm and gm.mode == "published":
+        raise ConfigError(
+            "gm_params: enhancer needs the SE gradient, which gm_mode: "
+            "published never computes; use gm_params: encoder_enhancer"
         )
     num_spks = hparams.get("num_spks")
     if separator is not None and separator.num_spks != num_spks:
