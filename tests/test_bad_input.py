@@ -440,6 +440,16 @@ def no_write_permission(ws, d, monkeypatch):
     )
 
 
+def cuda_devices(count):
+    """As if this machine had count CUDA devices (none: CUDA unavailable)."""
+
+    def setup(ws, d, monkeypatch):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: count > 0)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+
+    return setup
+
+
 def a_file(ws, d, monkeypatch):
     (d / "taken").write_text("a file, not a folder\n")
 
@@ -711,6 +721,34 @@ CLI_CASES = [
             "good.wav", extra=["--backend", "onnxruntime", "--quantize", "int8"]
         ),
         Error("--backend onnxruntime", "separator-int8.onnx not found"),
+    ),
+    Case(
+        "device_unknown",
+        sep("good.wav", extra=["--device", "gpu"]),
+        Error("--device: 'gpu': expected cpu, cuda or cuda:N"),
+    ),
+    Case(
+        "device_cuda_without_cuda",
+        sep("good.wav", extra=["--device", "cuda"]),
+        Error("--device cuda: CUDA is not available", "use --device cpu"),
+        setup=cuda_devices(0),
+    ),
+    Case(
+        "device_cuda_index_absent",
+        sep("good.wav", extra=["--device", "cuda:3"]),
+        Error("--device cuda:3: this machine has 1 CUDA device(s)"),
+        setup=cuda_devices(1),
+    ),
+    Case(
+        "evaluate_device_cuda_without_cuda",
+        ev("good", extra=["--device", "cuda:0"]),
+        Error("--device cuda:0: CUDA is not available"),
+        setup=cuda_devices(0),
+    ),
+    Case(
+        "device_cpu_quiet",
+        sep("good.wav", extra=["--device", "cpu", "--quiet"]),
+        Works(outputs_match("good", RATE, FRAMES)),
     ),
     Case(
         "unknown_option",

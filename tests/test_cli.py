@@ -3,6 +3,8 @@ and the one-line errors (exit code 2) for every kind of user mistake."""
 
 import csv
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -10,9 +12,22 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
-from gmsep.cli import main
+from gmsep import __version__
+from gmsep.cli import (
+    HELP_BACKENDS,
+    HELP_CHUNK_SECONDS,
+    HELP_OVERLAP_SECONDS,
+    HELP_QUANTIZE,
+    main,
+)
+from gmsep.inference.chunking import (
+    DEFAULT_CHUNK_SECONDS,
+    DEFAULT_OVERLAP_SECONDS,
+)
 from gmsep.inference.export import export_pretrained
-from tiny_config import make_experiment
+from gmsep.inference.pretrained import BACKENDS
+from gmsep.inference.quantize import QUANTIZE
+from tiny_config import REPO, make_experiment
 
 
 @pytest.fixture(scope="module")
@@ -266,3 +281,103 @@ def test_export_command(workspace, tmp_path, capsys):
         ["export", tmp_path / "nothing", "--out", tmp_path / "x"], capsys
     )
     assert_user_error(code, err, "nothing", "experiment folder not found")
+
+
+def gmsep_process(*argv):
+    """The command in a fresh interpreter, as a user runs it."""
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join(
+            [f"{REPO}/modules", os.environ.get("PYTHONPATH", "")]
+        ),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "gmsep", *(str(arg) for arg in argv)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+
+
+def test_help_and_version_import_neither_torch_nor_speechbrain():
+    """They take seconds to import; --help and --version need neither."""
+    code = (
+        "import sys\n"
+        "from gmsep.cli import main\n"
+        "for argv in (['--help'], ['separate', '--help'], "
+        "['evaluate', '--help'], ['--version']):\n"
+        "    assert main(argv) == 0\n"
+        "print(sorted({'torch', 'speechbrain', 'torchaudio', 'matplotlib'}"
+        " & set(sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": f"{REPO}/modules"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]", result.stdout
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert re.fullmatch(
+        rf"gmsep {re.escape(__version__)} \(speechbrain \S+, torch \S+\)",
+        line,
+    ), line
+
+
+def test_help_states_the_chunking_defaults_and_choices(capsys):
+    assert (HELP_CHUNK_SECONDS, HELP_OVERLAP_SECONDS) == (
+        DEFAULT_CHUNK_SECONDS,
+        DEFAULT_OVERLAP_SECONDS,
+    )
+    assert (HELP_BACKENDS, HELP_QUANTIZE) == (BACKENDS, QUANTIZE)
+    assert main(["separate", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"(default: {DEFAULT_CHUNK_SECONDS})" in text
+    assert f"(default: {DEFAULT_OVERLAP_SECONDS}," in text
+
+
+def stderr_lines(text):
+    """stderr as a terminal shows it line by line: split at carriage
+    returns and newlines, cursor movements removed."""
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
+    return [line.strip() for line in re.split(r"[\r\n]", text) if line.strip()]
+
+
+def test_warnings_on_lines_of_their_own_and_quiet(workspace, tmp_path):
+    inputs = workspace["inputs"]
+    argv = ["separate", inputs / "a16k.wav", inputs / "b_stereo.wav"]
+    argv += ["--model", workspace["model"], "--device", "cpu"]
+    result = gmsep_process(*argv, "--out", tmp_path / "loud")
+    assert result.returncode == 0, result.stderr
+    lines = stderr_lines(result.stderr)
+    warning = [line for line in lines if "averaged to mono" in line]
+    # never glued to a progress bar
+    assert warning == [
+        f"WARNING: {inputs / 'b_stereo.wav'}: 2 channels, averaged to mono"
+    ], lines
+    assert any("files: 100%" in line for line in lines), lines
+    # SpeechBrain's "INFO: Loading pretrained files for: ...", its
+    # torchvision notice
+    assert not [
+        line
+        for line in lines
+        if not line.startswith(
+            ("files:", "a16k.wav:", "b_stereo.wav:", "WARNING: ")
+        )
+    ], lines
+    assert "Wrote 4 files" in result.stdout
+
+    result = gmsep_process(*argv, "--out", tmp_path / "quiet", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert stderr_lines(result.stderr) == warning
+    assert len(list((tmp_path / "quiet").iterdir())) == 4

@@ -11,7 +11,8 @@ file, incomplete model folder, output that exists, a bad option value)
 prints one line naming the file or setting (one line per problem when
 several inputs have one) and exits with code 2; ``--debug`` shows the
 traceback instead. Every input is checked before the model loads and every
-output location before any work starts.
+output location before any work starts. Parsing imports neither torch nor
+SpeechBrain (``--help`` answers at once): each command imports what it runs.
 
 Authors
  * gmsep contributors 2026
@@ -20,18 +21,19 @@ Authors
 import argparse
 import collections
 import csv
+import importlib.metadata
 import importlib.util
 import json
 import logging
 import math
+import re
 import sys
 from pathlib import Path
 
-import ruamel.yaml
-import torch
-from tqdm import tqdm
-
-from gmsep.data.audio import MIN_SECONDS, DataError, check_recording
+# Only what parsing needs is imported here: torch and SpeechBrain take
+# seconds to import, and `gmsep --help` should not wait for them. Each
+# command imports what it runs.
+from gmsep import __version__
 from gmsep.data.columns import (
     ID,
     MIX,
@@ -46,39 +48,18 @@ from gmsep.data.outputs import (
     staged_files,
     write_text,
 )
-from gmsep.evaluation.metrics import separation_metrics
-from gmsep.evaluation.plots import plot_histogram, plot_spectrograms
-from gmsep.evaluation.results import average_results, write_results
-from gmsep.inference.chunking import (
-    DEFAULT_CHUNK_SECONDS,
-    DEFAULT_OVERLAP_SECONDS,
-    align_speakers,
-    chunk_starts,
-)
-from gmsep.inference.export import ExportError, export_pretrained
-from gmsep.inference.onnx_backend import ONNX_FILE
-from gmsep.inference.pretrained import (
-    BACKENDS,
-    NoiseRobustSeparation,
-    PretrainedFolderError,
-    check_pretrained_folder,
-)
-from gmsep.inference.quantize import INT8_ONNX_FILE, QUANTIZE
-from gmsep.training.legacy_checkpoints import (
-    LegacyCheckpointError,
-    upgrade_checkpoints,
-)
 
-USER_ERRORS = (
-    DataError,
-    OutputError,
-    PretrainedFolderError,
-    ExportError,
-    LegacyCheckpointError,
-)
 EXIT_USER_ERROR = 2
 # How many problems of the inputs one run reports, one line each.
 MAX_REPORTED = 10
+# gmsep.inference.chunking's DEFAULT_CHUNK_SECONDS and
+# DEFAULT_OVERLAP_SECONDS, as --help states them.
+HELP_CHUNK_SECONDS = 8.0
+HELP_OVERLAP_SECONDS = 2.0
+# gmsep.inference.pretrained's BACKENDS and gmsep.inference.quantize's
+# QUANTIZE, the choices of --backend and --quantize.
+HELP_BACKENDS = ("torch", "onnxruntime")
+HELP_QUANTIZE = ("none", "int8")
 
 
 class UsageError(ValueError):
@@ -129,7 +110,34 @@ def count(minimum):
     return parse
 
 
-def check_inputs(paths, min_seconds=MIN_SECONDS):
+def device_name(text):
+    """An option's value that names a torch device: cpu, cuda or cuda:N."""
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected cpu, cuda or cuda:N"
+        )
+    return text
+
+
+def version_line():
+    """``gmsep --version``: gmsep's version and those it runs on (read from
+    the installed packages' metadata, nothing imported)."""
+    versions = []
+    for package in ("speechbrain", "torch"):
+        try:
+            versions.append(f"{package} {importlib.metadata.version(package)}")
+        except importlib.metadata.PackageNotFoundError:
+            versions.append(f"{package} not installed")
+    return f"gmsep {__version__} ({', '.join(versions)})"
+
+
+def say(args, text):
+    """Prints a message on stdout unless --quiet."""
+    if not args.quiet:
+        print(text)
+
+
+def check_inputs(paths):
     """Checks every input recording (:func:`gmsep.data.audio.check_recording`)
     and reports all problems together, one line each.
 
@@ -137,10 +145,12 @@ def check_inputs(paths, min_seconds=MIN_SECONDS):
     count are accepted: the model resamples and downmixes. Returns the
     headers.
     """
+    from gmsep.data.audio import DataError, check_recording
+
     infos, problems = [], []
     for path in paths:
         try:
-            infos.append(check_recording(path, min_seconds))
+            infos.append(check_recording(path))
         except DataError as err:
             problems.append(str(err))
     report_problems(problems)
@@ -151,6 +161,8 @@ def report_problems(problems):
     """Raises one DataError of one line per problem (the first MAX_REPORTED)."""
     if not problems:
         return
+    from gmsep.data.audio import DataError
+
     lines = problems[:MAX_REPORTED]
     if len(problems) > MAX_REPORTED:
         lines.append(f"... and {len(problems) - MAX_REPORTED} more problem(s)")
@@ -170,8 +182,16 @@ def check_free(paths, overwrite):
 
 
 def load_model(folder, args=None):
-    """Loads a pretrained folder (local only, weights read in place) and
-    sets what runs it (--backend)."""
+    """Loads a pretrained folder (local only, weights read in place) onto
+    --device (SpeechBrain's default, the CPU, when not given) and sets what
+    runs it (--backend)."""
+    from gmsep.inference.onnx_backend import ONNX_FILE
+    from gmsep.inference.pretrained import (
+        NoiseRobustSeparation,
+        check_pretrained_folder,
+    )
+    from gmsep.inference.quantize import INT8_ONNX_FILE
+
     if args is not None and args.backend == "onnxruntime":
         # before the model loads, as every other input
         name = INT8_ONNX_FILE if args.quantize == "int8" else ONNX_FILE
@@ -181,11 +201,34 @@ def load_model(folder, args=None):
                 f"--backend onnxruntime: {onnx_file} not found (export the "
                 "model with `gmsep export <experiment> --out <folder> --onnx`)"
             )
-    model = NoiseRobustSeparation.from_hparams(source=folder)
+    device = getattr(args, "device", None)
+    run_opts = {"device": device} if device else None
+    model = NoiseRobustSeparation.from_hparams(source=folder, run_opts=run_opts)
     if args is not None:
         model.use_backend(args.backend, args.quantize)
         model.chunk_batch = args.chunk_batch
     return model
+
+
+def check_device(device):
+    """Refuses a CUDA device that this machine or this torch cannot use."""
+    if device is None or not device.startswith("cuda"):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        build = "a CPU build" if torch.version.cuda is None else "no GPU found"
+        raise UsageError(
+            f"--device {device}: CUDA is not available (torch "
+            f"{torch.__version__}, {build}); use --device cpu"
+        )
+    index = int(device.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        raise UsageError(
+            f"--device {device}: this machine has "
+            f"{torch.cuda.device_count()} CUDA device(s), cuda:0 to "
+            f"cuda:{torch.cuda.device_count() - 1}"
+        )
 
 
 def chunk_settings(model, args):
@@ -198,6 +241,11 @@ def chunk_settings(model, args):
 
 def separate(args):
     """``gmsep separate``: one wav per speaker (and enhanced) per input."""
+    from tqdm import tqdm
+
+    from gmsep.inference.chunking import chunk_starts
+
+    check_device(args.device)
     inputs = [Path(path) for path in args.inputs]
     infos = check_inputs(inputs)
     stems = [path.stem for path in inputs]
@@ -225,7 +273,9 @@ def separate(args):
         args.chunk_seconds, args.overlap_seconds
     )
     for path, info in zip(
-        tqdm(inputs, desc="files", unit="file"), infos, strict=True
+        tqdm(inputs, desc="files", unit="file", disable=args.quiet),
+        infos,
+        strict=True,
     ):
         length = math.ceil(info.frames * model.sample_rate / info.sample_rate)
         num_chunks = len(chunk_starts(length, chunk_length, overlap_length))
@@ -237,6 +287,7 @@ def separate(args):
             desc=path.name,
             unit="chunk",
             leave=False,
+            disable=args.quiet,
         ) as bar:
             for task in tasks:
                 task(
@@ -247,7 +298,7 @@ def separate(args):
                     resample_back=True,
                     progress=bar.update,
                 )
-    print(f"Wrote {len(inputs) * len(suffixes)} files to {out}")
+    say(args, f"Wrote {len(inputs) * len(suffixes)} files to {out}")
     return 0
 
 
@@ -282,6 +333,10 @@ def optional_metrics(sample_rate):
 def folder_num_spks(model):
     """The number of speakers a pretrained folder declares, read without
     building the model (None when it is not a plain number)."""
+    import ruamel.yaml
+
+    from gmsep.inference.pretrained import check_pretrained_folder
+
     folder = check_pretrained_folder(model)
     # the folder's check parsed this file already: it is valid YAML
     text = (folder / "hyperparams.yaml").read_text(encoding="utf-8")
@@ -306,6 +361,8 @@ def read_test_csv(csv_path, num_spks=None):
     num_sources : int
         The number of source columns (s1_wav, s2_wav, ...) it has.
     """
+    from gmsep.data.audio import DataError
+
     if not csv_path.is_file():
         raise DataError(f"{csv_path}: CSV not found")
     with open(csv_path, newline="", encoding="utf-8") as fin:
@@ -342,6 +399,8 @@ def check_test_audio(rows, num_spks):
     short or silent one is not an error here: that utterance's metrics are
     undefined and it is excluded (see :func:`undefined_metrics`).
     """
+    from gmsep.data.audio import DataError, check_recording
+
     columns = [wav_column(MIX), *source_columns(num_spks)]
     problems = []
     for row in rows:
@@ -359,6 +418,8 @@ def undefined_metrics(mix, refs, sample_rate):
     SI-SNR divides by the energy of each reference, and the 512-tap SDR
     needs more samples than its filter.
     """
+    from gmsep.data.audio import MIN_SECONDS
+
     length = mix.shape[-1]
     if length < MIN_SECONDS * sample_rate:
         return (
@@ -375,6 +436,16 @@ def undefined_metrics(mix, refs, sample_rate):
 
 def evaluate(args):
     """``gmsep evaluate``: per-utterance metrics, summary, pictures."""
+    import torch
+    from tqdm import tqdm
+
+    from gmsep.data.audio import DataError
+    from gmsep.evaluation.metrics import separation_metrics
+    from gmsep.evaluation.plots import plot_histogram, plot_spectrograms
+    from gmsep.evaluation.results import average_results, write_results
+    from gmsep.inference.chunking import align_speakers
+
+    check_device(args.device)
     csv_path, out = Path(args.csv), check_output_folder(args.out)
     rows, num_sources = read_test_csv(csv_path, folder_num_spks(args.model))
     rows = rows[: args.max_files]
@@ -408,7 +479,9 @@ def evaluate(args):
     out.mkdir(parents=True, exist_ok=True)
 
     results, excluded = [], []
-    for i, row in enumerate(tqdm(rows, desc="utterances", unit="utt")):
+    for i, row in enumerate(
+        tqdm(rows, desc="utterances", unit="utt", disable=args.quiet)
+    ):
         # too short: excluded below, with the reason
         mix, _ = model.load_mixture(row[wav_column(MIX)], 0)  # 1, T
         refs = [
@@ -495,32 +568,37 @@ def evaluate(args):
             "SI-SNRi (dB)",
             title=f"SI-SNRi over {len(results)} utterances of {csv_path.name}",
         )
-    print(
+    say(
+        args,
         f"{len(results)} utterances: "
         + ", ".join(f"{name} {value:.2f}" for name, value in means.items())
         + (f" ({len(excluded)} excluded)" if excluded else "")
-        + f"; results in {out}"
+        + f"; results in {out}",
     )
     return 0
 
 
 def export(args):
     """``gmsep export``: experiment folder -> pretrained folder."""
+    from gmsep.inference.export import export_pretrained
+
     out = export_pretrained(
         args.experiment, args.out, overwrite=args.overwrite, onnx=args.onnx
     )
-    print(f"Exported {args.experiment} to {out}")
+    say(args, f"Exported {args.experiment} to {out}")
     return 0
 
 
 def upgrade(args):
     """``gmsep upgrade-checkpoints``: one-module checkpoints -> one file per
     module (SpeechBrain's layout); nothing is removed."""
+    from gmsep.training.legacy_checkpoints import upgrade_checkpoints
+
     converted = upgrade_checkpoints(args.save_folder)
     for folder in converted:
-        print(f"Converted {folder}")
+        say(args, f"Converted {folder}")
     if not converted:
-        print(f"{args.save_folder}: no checkpoint to convert")
+        say(args, f"{args.save_folder}: no checkpoint to convert")
     return 0
 
 
@@ -531,32 +609,44 @@ def build_parser():
         description="Noise-robust speech separation (unified SE + SepFormer "
         "with gradient modulation): use a trained model.",
     )
+    parser.add_argument("--version", action="version", version=version_line())
     parser.add_argument(
         "--debug",
         action="store_true",
         help="show the traceback of an error instead of its one line",
     )
-    # the same switch after the command; absent there unless given
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bars and no messages on stdout; warnings and "
+        "errors still go to stderr",
+    )
+    # the same switches after the command; absent there unless given
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS
     )
+    common.add_argument(
+        "--quiet", action="store_true", default=argparse.SUPPRESS
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     def add_chunking(command):
+        # None: gmsep.inference.chunking's defaults, which the help states
+        # without importing torch (a test holds the two equal)
         command.add_argument(
             "--chunk-seconds",
             type=seconds,
-            default=DEFAULT_CHUNK_SECONDS,
+            default=None,
             help="longer recordings are separated in chunks of this length "
-            "(default: %(default)s)",
+            f"(default: {HELP_CHUNK_SECONDS})",
         )
         command.add_argument(
             "--overlap-seconds",
             type=seconds,
             default=None,
             help="overlap of consecutive chunks (default: "
-            f"{DEFAULT_OVERLAP_SECONDS}, at most a quarter of the chunk)",
+            f"{HELP_OVERLAP_SECONDS}, at most a quarter of the chunk)",
         )
         command.add_argument(
             "--chunk-batch",
@@ -568,7 +658,7 @@ def build_parser():
         )
         command.add_argument(
             "--backend",
-            choices=BACKENDS,
+            choices=HELP_BACKENDS,
             default="torch",
             help="what runs the network: torch, or onnxruntime on the "
             "folder's separator.onnx (gmsep export --onnx) (default: "
@@ -576,11 +666,19 @@ def build_parser():
         )
         command.add_argument(
             "--quantize",
-            choices=QUANTIZE,
+            choices=HELP_QUANTIZE,
             default="none",
             help="int8: dynamic int8 matrix products on the CPU (torch: its "
             "linear layers; onnxruntime: separator-int8.onnx) (default: "
             "%(default)s)",
+        )
+
+    def add_device(command):
+        command.add_argument(
+            "--device",
+            type=device_name,
+            default=None,
+            help="where the model runs: cpu (default), cuda or cuda:N",
         )
 
     sep = commands.add_parser(
@@ -592,6 +690,7 @@ def build_parser():
     sep.add_argument("--model", required=True, help="pretrained folder")
     sep.add_argument("--out", required=True, help="output folder")
     add_chunking(sep)
+    add_device(sep)
     sep.add_argument(
         "--enhanced",
         action="store_true",
@@ -620,6 +719,7 @@ def build_parser():
         help="spectrogram pictures for the first K utterances (default: 3)",
     )
     add_chunking(ev)
+    add_device(ev)
     ev.add_argument("--overwrite", action="store_true", help="replace outputs")
     ev.set_defaults(handler=evaluate)
 
@@ -677,17 +777,74 @@ def main(argv=None):
         args = build_parser().parse_args(argv)
     except SystemExit as exit:  # --help, or a bad option (its one line)
         return exit.code
-    logging.basicConfig(
-        level=logging.WARNING, format="%(levelname)s: %(message)s"
-    )
+    setup_logging()
     try:
         return args.handler(args)
-    except (*USER_ERRORS, UsageError, OSError) as err:
+    except (*user_errors(), UsageError, OSError) as err:
         if getattr(args, "debug", False):
             raise
         for line in error_lines(err):
             print(f"gmsep {args.command}: error: {line}", file=sys.stderr)
         return EXIT_USER_ERROR
+
+
+class LineHandler(logging.Handler):
+    """Writes each record on lines of its own to the current stderr: above
+    the progress bars, through ``tqdm.write`` (as SpeechBrain's
+    TqdmCompatibleStreamHandler, which cannot be imported before the
+    notices SpeechBrain logs at its import)."""
+
+    def emit(self, record):
+        from tqdm import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+            sys.stderr.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+
+def user_errors():
+    """The errors that are the user's to fix (one line, exit code 2)."""
+    from gmsep.data.audio import DataError
+    from gmsep.inference.export import ExportError
+    from gmsep.inference.pretrained import PretrainedFolderError
+    from gmsep.training.legacy_checkpoints import LegacyCheckpointError
+
+    return (
+        DataError,
+        OutputError,
+        PretrainedFolderError,
+        ExportError,
+        LegacyCheckpointError,
+    )
+
+
+def setup_logging():
+    """Warnings and errors to stderr, one record per line, above any
+    progress bar; SpeechBrain's INFO records (``Loading pretrained files
+    for: ...``, one per call) are not shown."""
+    root = logging.getLogger()
+    if any(isinstance(h, LineHandler) for h in root.handlers):
+        return  # an earlier main() in this process
+    handler = LineHandler()
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    handler.addFilter(_not_about_training)
+    root.addHandler(handler)
+    logging.captureWarnings(True)  # warnings.warn through the same handler
+
+
+def _not_about_training(record):
+    """Drops SpeechBrain's training-logger notices (``torchvision is not
+    available - cannot save figures``, at its import): no command here
+    saves training figures."""
+    return not (
+        record.name == "speechbrain.utils.train_logger"
+        and record.levelno < logging.ERROR
+    )
 
 
 def error_lines(err):
