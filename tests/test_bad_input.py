@@ -1086,26 +1086,33 @@ def _savedir_is_a_file(model, ws):
 PYTHON_CASES = [
     # name, call(model, ws), error class, message
     (
-        "numpy_array",
-        lambda m, ws: m.separate_batch(np.zeros((1, FRAMES))),
+        "numpy_int16",
+        lambda m, ws: m.separate_batch(np.zeros((1, FRAMES), np.int16)),
         TypeError,
-        r"expected a torch.Tensor of shape \[batch, time\], got numpy.ndarray",
+        "expected floating-point samples in .-1, 1., got int16",
     ),
     (
         "list",
         lambda m, ws: m.separate_batch([[0.0] * 100]),
         TypeError,
-        "expected a torch.Tensor",
+        r"expected a torch.Tensor or numpy.ndarray of shape \[batch, time\] "
+        r"or \[time\], got builtins.list",
     ),
     (
-        "one_dimension",
-        lambda m, ws: m.separate_batch(torch.zeros(FRAMES)),
+        "three_dimensions",
+        lambda m, ws: m.separate_batch(torch.zeros(1, 1, FRAMES)),
         ValueError,
-        r"shape \(B, T\)",
+        r"shape \[batch, time\] or \[time\], got \(1, 1, 2000\)",
     ),
     (
         "nan_tensor",
         lambda m, ws: m.separate_batch(torch.full((1, 100), float("nan"))),
+        ValueError,
+        "100 of 100 samples of the mixtures are not finite",
+    ),
+    (
+        "nan_array",
+        lambda m, ws: m.enhance_batch(np.full(100, np.inf)),
         ValueError,
         "100 of 100 samples of the mixtures are not finite",
     ),
@@ -1122,10 +1129,40 @@ PYTHON_CASES = [
         "T = 0",
     ),
     (
-        "enhance_numpy",
-        lambda m, ws: m.enhance_batch(np.zeros((1, FRAMES))),
+        "empty_array",
+        lambda m, ws: m.separate_batch(np.zeros(0)),
+        ValueError,
+        "T = 0",
+    ),
+    (
+        "enhance_list",
+        lambda m, ws: m.enhance_batch([0.0] * FRAMES),
         TypeError,
-        "torch.Tensor",
+        "torch.Tensor or numpy.ndarray",
+    ),
+    (
+        "sample_rate_500",
+        lambda m, ws: m.separate_batch(np.zeros(FRAMES), sample_rate=500),
+        ValueError,
+        "sample_rate=500: expected a whole number of Hz, at least 1000",
+    ),
+    (
+        "sample_rate_fraction",
+        lambda m, ws: m.separate_batch(np.zeros(FRAMES), sample_rate=8000.5),
+        ValueError,
+        "sample_rate=8000.5: expected a whole number",
+    ),
+    (
+        "sample_rate_nan",
+        lambda m, ws: m.separate_long(np.zeros(FRAMES), sample_rate=np.nan),
+        ValueError,
+        "sample_rate=nan",
+    ),
+    (
+        "sample_rate_text",
+        lambda m, ws: m.enhance_batch(np.zeros(FRAMES), sample_rate="16k"),
+        TypeError,
+        "sample_rate: expected a number of Hz, got str '16k'",
     ),
     (
         "chunk_inf",

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import torchaudio
 from gmsep.data.audio import DataError
 from gmsep.inference.export import ExportError, export_pretrained
 from gmsep.inference.pretrained import (
@@ -90,6 +91,65 @@ def test_round_trip_identical_outputs(unified):
         expected_enhanced = separator.enhance(mix)
     assert torch.equal(model.separate_batch(mix), expected)
     assert torch.equal(model.enhance_batch(mix), expected_enhanced)
+
+
+def test_numpy_in_numpy_out(unified):
+    """NumPy arrays and one-dimensional mixtures come back as they went in:
+    the same numbers as the tensor path, of the array's dtype."""
+    _, separator, _, model = unified
+    mix = np.random.default_rng(2).uniform(-0.5, 0.5, (2, 3000))  # float64
+    with torch.no_grad():
+        expected = separator.separate(torch.from_numpy(mix).float())
+        expected_enhanced = separator.enhance(torch.from_numpy(mix).float())
+    est = model.separate_batch(mix)
+    assert isinstance(est, np.ndarray) and est.dtype == np.float64
+    assert est.shape == (2, 3000, 2)
+    np.testing.assert_array_equal(est, expected.numpy().astype(np.float64))
+    one = model.separate_batch(mix[1].astype(np.float32))  # [T] -> [T, S]
+    assert one.dtype == np.float32 and one.shape == (3000, 2)
+    np.testing.assert_allclose(one, expected[1].numpy(), atol=1e-6)
+    enhanced = model.enhance_batch(mix)
+    assert isinstance(enhanced, np.ndarray) and enhanced.shape == (2, 3000)
+    np.testing.assert_allclose(enhanced, expected_enhanced.numpy(), atol=1e-6)
+    # a tensor [T] stays a tensor, without the batch dimension
+    tensor = model.separate_batch(torch.from_numpy(mix[0]).float())
+    assert isinstance(tensor, torch.Tensor) and tensor.shape == (3000, 2)
+    torch.testing.assert_close(tensor, expected[0])
+    # chunked, as separate_long
+    long = model.separate_long(mix[0], chunk_seconds=0.1, overlap_seconds=0.02)
+    assert isinstance(long, np.ndarray) and long.shape == (3000, 2)
+    enhanced_long = model.enhance_long(mix, 0.1, 0.02)
+    assert isinstance(enhanced_long, np.ndarray)
+    assert enhanced_long.shape == (2, 3000)
+
+
+def test_batch_at_another_sample_rate(unified):
+    """sample_rate: resampled to the model's and the sources back, the
+    input's length sample for sample."""
+    _, separator, _, model = unified
+    mix = np.random.default_rng(3).uniform(-0.5, 0.5, 4001).astype("float32")
+    est = model.separate_batch(mix, sample_rate=16000)
+    assert est.shape == (4001, 2)
+    at_model_rate = torchaudio.functional.resample(
+        torch.from_numpy(mix)[None], 16000, SAMPLE_RATE
+    )
+    with torch.no_grad():
+        sources = separator.separate(at_model_rate)  # 1, T', S
+    back = torchaudio.functional.resample(
+        sources.transpose(1, 2), SAMPLE_RATE, 16000
+    ).transpose(1, 2)[0, :4001]
+    np.testing.assert_allclose(est, back.numpy(), atol=1e-6)
+    # the model's own rate changes nothing
+    np.testing.assert_array_equal(
+        model.separate_batch(mix, sample_rate=SAMPLE_RATE),
+        model.separate_batch(mix),
+    )
+    long = model.separate_long(
+        torch.from_numpy(mix)[None], 0.1, 0.02, sample_rate=16000
+    )
+    assert isinstance(long, torch.Tensor) and long.shape == (1, 4001, 2)
+    enhanced = model.enhance_batch(mix, sample_rate=44100)
+    assert enhanced.shape == (4001,)
 
 
 def test_separate_file_resamples_and_downmixes(unified, tmp_path):

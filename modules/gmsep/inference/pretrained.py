@@ -2,7 +2,8 @@
 
 :class:`NoiseRobustSeparation` is a SpeechBrain ``Pretrained`` interface for
 the folders written by :func:`gmsep.inference.export.export_pretrained`. It separates
-tensors (``separate_batch``) and audio files of any sample rate and length
+tensors and NumPy arrays (``separate_batch``: NumPy in, NumPy out, at any
+sample rate given with them) and audio files of any sample rate and length
 (``separate_file``: resampling, downmixing, chunking of long recordings), and
 returns the denoised mixture of the SE branch (``enhance_batch``,
 ``enhance_file``).
@@ -22,6 +23,7 @@ import math
 import numbers
 from pathlib import Path
 
+import numpy as np
 import ruamel.yaml
 import torch
 import torch.nn.functional as F
@@ -30,7 +32,12 @@ from ruamel.yaml.comments import TaggedScalar
 from speechbrain.inference.interfaces import Pretrained
 from speechbrain.utils.fetching import FetchConfig, LocalStrategy
 
-from gmsep.data.audio import MIN_SECONDS, read_audio, write_sources
+from gmsep.data.audio import (
+    MIN_SAMPLE_RATE,
+    MIN_SECONDS,
+    read_audio,
+    write_sources,
+)
 from gmsep.data.outputs import check_output_folder
 from gmsep.inference.chunking import (
     DEFAULT_CHUNK_SECONDS,
@@ -182,33 +189,26 @@ def check_seconds(name, value):
 
 
 def check_mixtures(mix):
-    """Checks what ``separate_batch`` is given: finite real tensors [B, T].
+    """Checks a batch of mixtures for the network: a finite real tensor
+    [B, T] (what :func:`as_mixture_batch` makes of the user's).
 
     Example
     -------
-    >>> import numpy as np
-    >>> check_mixtures(np.zeros((1, 8000)))
+    >>> check_mixtures(torch.zeros(1, 0))
     Traceback (most recent call last):
     ...
-    TypeError: expected a torch.Tensor of shape [batch, time], got numpy.ndarray (use torch.from_numpy(mix))
+    ValueError: expected mixtures of at least one sample, got T = 0
     """
-    if not isinstance(mix, torch.Tensor):
-        kind = f"{type(mix).__module__}.{type(mix).__name__}"
-        hint = (
-            " (use torch.from_numpy(mix))" if kind.startswith("numpy") else ""
-        )
-        raise TypeError(
-            f"expected a torch.Tensor of shape [batch, time], got {kind}{hint}"
-        )
     if mix.dim() != 2:
         raise ValueError(
-            f"expected a batch of mixtures of shape (B, T), got "
-            f"{tuple(mix.shape)} (use mix.unsqueeze(0) for one signal)"
+            f"expected mixtures of shape [batch, time] or [time], got "
+            f"{tuple(mix.shape)}"
         )
     if not mix.is_floating_point():
         # int16 samples would reach the model 32768 times too loud
         raise TypeError(
-            f"expected floating-point samples in [-1, 1], got {mix.dtype}"
+            f"expected floating-point samples in [-1, 1], got {mix.dtype} "
+            "(divide 16-bit samples by 32768)"
         )
     if mix.shape[-1] == 0:
         raise ValueError("expected mixtures of at least one sample, got T = 0")
@@ -218,6 +218,107 @@ def check_mixtures(mix):
             f"{int((~finite).sum())} of {mix.numel()} samples of the mixtures "
             "are not finite (NaN or inf)"
         )
+
+
+def check_sample_rate(sample_rate):
+    """Refuses a sample rate that is not a whole number of Hz from
+    ``gmsep.data.audio.MIN_SAMPLE_RATE``.
+
+    Example
+    -------
+    >>> check_sample_rate(44100.0)
+    44100
+    >>> check_sample_rate(500)
+    Traceback (most recent call last):
+    ...
+    ValueError: sample_rate=500: expected a whole number of Hz, at least 1000
+    """
+    if not isinstance(sample_rate, numbers.Real) or isinstance(
+        sample_rate, bool
+    ):
+        raise TypeError(
+            f"sample_rate: expected a number of Hz, got "
+            f"{type(sample_rate).__name__} {sample_rate!r}"
+        )
+    whole = math.isfinite(sample_rate) and sample_rate == int(sample_rate)
+    if not whole or sample_rate < MIN_SAMPLE_RATE:
+        raise ValueError(
+            f"sample_rate={sample_rate}: expected a whole number of Hz, at "
+            f"least {MIN_SAMPLE_RATE}"
+        )
+    return int(sample_rate)
+
+
+def as_mixture_batch(mix):
+    """The user's mixtures as a tensor batch [B, T], and how to give the
+    results back in the user's terms.
+
+    Arguments
+    ---------
+    mix : torch.Tensor or numpy.ndarray
+        Float samples, shape [B, T] or [T].
+
+    Returns
+    -------
+    batch : torch.Tensor
+        Shape [B, T] (B = 1 for [T]); shares memory with ``mix``.
+    give_back : callable
+        Maps a result [B, T, ...] to the kind of ``mix``: the batch
+        dimension dropped for [T], a NumPy array of ``mix``'s dtype for a
+        NumPy array.
+
+    Example
+    -------
+    >>> batch, give_back = as_mixture_batch(np.zeros(8000))
+    >>> batch.shape, give_back(batch.unsqueeze(-1)).shape
+    (torch.Size([1, 8000]), (8000, 1))
+    >>> as_mixture_batch([0.0, 0.1])
+    Traceback (most recent call last):
+    ...
+    TypeError: expected a torch.Tensor or numpy.ndarray of shape [batch, time] or [time], got builtins.list
+    """
+    if isinstance(mix, np.ndarray):
+        if not np.issubdtype(mix.dtype, np.floating):
+            raise TypeError(
+                f"expected floating-point samples in [-1, 1], got {mix.dtype} "
+                "(divide 16-bit samples by 32768)"
+            )
+        batch = torch.from_numpy(np.ascontiguousarray(mix))
+    elif isinstance(mix, torch.Tensor):
+        batch = mix
+    else:
+        kind = f"{type(mix).__module__}.{type(mix).__name__}"
+        raise TypeError(
+            "expected a torch.Tensor or numpy.ndarray of shape [batch, time] "
+            f"or [time], got {kind}"
+        )
+    single = batch.dim() == 1
+    batch = batch.unsqueeze(0) if single else batch
+    check_mixtures(batch)
+
+    def give_back(result):
+        result = result[0] if single else result
+        if isinstance(mix, np.ndarray):
+            return result.detach().cpu().numpy().astype(mix.dtype, copy=False)
+        return result
+
+    return batch, give_back
+
+
+def resample_to(signals, rate, new_rate, length):
+    """Resamples signals [B, T, ...] along time from rate to new_rate and
+    cuts (or pads) them to ``length`` samples: each resampling rounds its
+    length up, so there and back gives the input's length sample for sample.
+
+    Example
+    -------
+    >>> resample_to(torch.zeros(1, 441, 2), 44100, 8000, 80).shape
+    torch.Size([1, 80, 2])
+    """
+    signals = torchaudio.functional.resample(
+        signals.movedim(1, -1), rate, new_rate
+    )  # B, ..., T'
+    return F.pad(signals, (0, length - signals.shape[-1])).movedim(-1, 1)
 
 
 class NoiseRobustSeparation(Pretrained):
@@ -345,9 +446,8 @@ class NoiseRobustSeparation(Pretrained):
         return encoder_conv.kernel_size[0] if encoder_conv is not None else 1
 
     def _run(self, forward, mix):
-        """Runs forward on mix [B, T], zero-padding inputs too short for the
-        encoder, and crops the result back to T samples."""
-        check_mixtures(mix)
+        """Runs forward on mix [B, T] (checked), zero-padding inputs too
+        short for the encoder, and crops the result back to T samples."""
         length = mix.shape[-1]
         mix = mix.to(self.device, torch.float32)
         missing = self._min_length() - length
@@ -356,37 +456,65 @@ class NoiseRobustSeparation(Pretrained):
         with torch.no_grad(), self.inference_ctx:
             return forward(mix)[:, :length]
 
-    def separate_batch(self, mix):
+    def _as_given(self, forward, mix, sample_rate):
+        """Runs forward (a tensor [B, T] at the model's rate -> [B, T, ...])
+        on the user's mix ([B, T] or [T], tensor or NumPy, at sample_rate)
+        and gives the result back in the same terms: same kind, same batch
+        dimension, at sample_rate, T samples."""
+        batch, give_back = as_mixture_batch(mix)
+        if sample_rate is None or sample_rate == self.sample_rate:
+            return give_back(forward(batch))
+        rate = check_sample_rate(sample_rate)
+        length = batch.shape[-1]
+        batch = torchaudio.functional.resample(
+            batch.float(), rate, self.sample_rate
+        )
+        return give_back(
+            resample_to(forward(batch), self.sample_rate, rate, length)
+        )
+
+    def separate_batch(self, mix, sample_rate=None):
         """Separates a batch of mixtures.
 
         Arguments
         ---------
-        mix : torch.Tensor
-            Noisy mixtures at ``sample_rate``, shape B, T.
+        mix : torch.Tensor or numpy.ndarray
+            Noisy mixtures, float samples, shape B, T (or T: one mixture).
+        sample_rate : int, optional
+            Their sample rate, when it is not the model's: they are
+            resampled to it and the sources back, T samples each.
 
         Returns
         -------
-        torch.Tensor
-            The separated sources, shape B, T, S.
+        torch.Tensor or numpy.ndarray
+            The separated sources, shape B, T, S (T, S for one mixture): a
+            tensor on the model's device, or a NumPy array of ``mix``'s
+            dtype for a NumPy array.
         """
-        return self._run(self.engine.separate, mix)
+        return self._as_given(
+            lambda batch: self._run(self.engine.separate, batch),
+            mix,
+            sample_rate,
+        )
 
-    def enhance_batch(self, mix):
+    def enhance_batch(self, mix, sample_rate=None):
         """Denoises a batch of mixtures with the SE branch (both speakers kept).
 
-        Arguments
-        ---------
-        mix : torch.Tensor
-            Noisy mixtures at ``sample_rate``, shape B, T.
+        Arguments are those of :meth:`separate_batch`.
 
         Returns
         -------
-        torch.Tensor
-            The enhanced mixtures Decoder(E), shape B, T.
+        torch.Tensor or numpy.ndarray
+            The enhanced mixtures Decoder(E), shape B, T (T for one
+            mixture), of the kind of ``mix``.
         """
         if not self.has_enhancer:
             raise ValueError(NO_ENHANCER)
-        return self._run(self.engine.enhance, mix)
+        return self._as_given(
+            lambda batch: self._run(self.engine.enhance, batch),
+            mix,
+            sample_rate,
+        )
 
     def use_backend(self, backend="torch", quantize="none", onnx_file=None):
         """Chooses what runs the network from now on.
@@ -493,7 +621,12 @@ class NoiseRobustSeparation(Pretrained):
         return mix, file_rate
 
     def separate_long(
-        self, mix, chunk_seconds=None, overlap_seconds=None, progress=None
+        self,
+        mix,
+        chunk_seconds=None,
+        overlap_seconds=None,
+        progress=None,
+        sample_rate=None,
     ):
         """Separates mixtures of any length, chunk by chunk when long.
 
@@ -503,8 +636,8 @@ class NoiseRobustSeparation(Pretrained):
 
         Arguments
         ---------
-        mix : torch.Tensor
-            Noisy mixtures at ``sample_rate``, shape B, T.
+        mix : torch.Tensor or numpy.ndarray
+            Noisy mixtures, shape B, T (or T), as for :meth:`separate_batch`.
         chunk_seconds : float, optional
             Chunk length; default ``gmsep.inference.chunking.DEFAULT_CHUNK_SECONDS``.
         overlap_seconds : float, optional
@@ -513,22 +646,35 @@ class NoiseRobustSeparation(Pretrained):
             the chunk.
         progress : callable, optional
             Called with 1 after each chunk (e.g. a tqdm bar's ``update``).
+        sample_rate : int, optional
+            As for :meth:`separate_batch`.
 
         Returns
         -------
-        torch.Tensor
-            The separated sources, shape B, T, S, on the CPU.
+        torch.Tensor or numpy.ndarray
+            The separated sources, shape B, T, S (T, S for one mixture), on
+            the CPU, of the kind of ``mix``.
         """
-        return separate_in_chunks(
-            lambda chunk: self.separate_batch(chunk).cpu(),
+        lengths = self.chunk_lengths(chunk_seconds, overlap_seconds)
+        return self._as_given(
+            lambda batch: separate_in_chunks(
+                lambda chunk: self._run(self.engine.separate, chunk).cpu(),
+                batch,
+                *lengths,
+                progress,
+                self.chunk_batch,
+            ),
             mix,
-            *self.chunk_lengths(chunk_seconds, overlap_seconds),
-            progress,
-            self.chunk_batch,
+            sample_rate,
         )
 
     def enhance_long(
-        self, mix, chunk_seconds=None, overlap_seconds=None, progress=None
+        self,
+        mix,
+        chunk_seconds=None,
+        overlap_seconds=None,
+        progress=None,
+        sample_rate=None,
     ):
         """Denoises mixtures of any length (SE branch), chunk by chunk when long.
 
@@ -536,21 +682,26 @@ class NoiseRobustSeparation(Pretrained):
 
         Returns
         -------
-        torch.Tensor
-            The enhanced mixtures, shape B, T, on the CPU.
+        torch.Tensor or numpy.ndarray
+            The enhanced mixtures, shape B, T (T for one mixture), on the
+            CPU, of the kind of ``mix``.
         """
         if not self.has_enhancer:
             raise ValueError(NO_ENHANCER)
-        enhanced = separate_in_chunks(
-            lambda chunk: (
-                self.enhance_batch(chunk).unsqueeze(-1).cpu()
-            ),  # B, t, 1
+        lengths = self.chunk_lengths(chunk_seconds, overlap_seconds)
+        return self._as_given(
+            lambda batch: separate_in_chunks(
+                lambda chunk: (
+                    self._run(self.engine.enhance, chunk).unsqueeze(-1).cpu()
+                ),  # B, t, 1
+                batch,
+                *lengths,
+                progress,
+                self.chunk_batch,
+            )[..., 0],
             mix,
-            *self.chunk_lengths(chunk_seconds, overlap_seconds),
-            progress,
-            self.chunk_batch,
+            sample_rate,
         )
-        return enhanced[..., 0]
 
     def separate_file(
         self,
@@ -643,12 +794,7 @@ class NoiseRobustSeparation(Pretrained):
         rate = self.sample_rate
         file_rate, file_length = file
         if resample_back and file_rate != rate:
-            outputs = torchaudio.functional.resample(
-                outputs.transpose(1, 2), rate, file_rate
-            ).transpose(1, 2)
-            # each resampling rounds its length up: cut (or pad) back to the
-            # file's, sample for sample
-            outputs = F.pad(outputs, (0, 0, 0, file_length - outputs.shape[1]))
+            outputs = resample_to(outputs, rate, file_rate, file_length)
             rate = file_rate
         if savedir is not None:
             Path(savedir).mkdir(parents=True, exist_ok=True)
