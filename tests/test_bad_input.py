@@ -71,6 +71,11 @@ def _write_inputs(audio):
     whole = (audio / "good.wav").read_bytes()
     (audio / "trunc.wav").write_bytes(whole[: len(whole) // 2])
     (audio / "folder.wav").mkdir()
+    # a sound header over audio data that do not decode
+    sf.write(audio / "undecodable.flac", _noise(4 * FRAMES), RATE)
+    data = bytearray((audio / "undecodable.flac").read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 400] = b"\xff" * 400
+    (audio / "undecodable.flac").write_bytes(bytes(data))
     (audio / "other").mkdir()
     sf.write(audio / "other" / "good.wav", _noise(FRAMES, seed=3), RATE)
 
@@ -440,6 +445,29 @@ def no_write_permission(ws, d, monkeypatch):
     )
 
 
+def from_list(ws, d):
+    """`gmsep separate` of the list d / todo.txt (see listing)."""
+    return ["separate", d / "todo.txt", "--model", ws.model, "--out", d / "out"]
+
+
+def listing(*lines):
+    """Writes d / todo.txt: lines naming files of ws.audio, comments kept."""
+
+    def setup(ws, d, monkeypatch):
+        text = [
+            line if line.startswith("#") else ws.audio / line for line in lines
+        ]
+        (d / "todo.txt").write_text("".join(f"{line}\n" for line in text))
+
+    return setup
+
+
+def complete_outputs(ws, d, monkeypatch):
+    (d / "out").mkdir()
+    for suffix in ("_s1", "_s2"):
+        sf.write(d / "out" / f"good{suffix}.wav", np.zeros(10), RATE)
+
+
 def cuda_devices(count):
     """As if this machine had count CUDA devices (none: CUDA unavailable)."""
 
@@ -509,7 +537,11 @@ CLI_CASES = [
     Case("corrupt", sep("corrupt.wav"), Error("corrupt.wav: unreadable")),
     Case("text_as_wav", sep("text.wav"), Error("text.wav: unreadable")),
     Case("empty", sep("empty.wav"), Error("empty.wav: empty audio file")),
-    Case("folder", sep("folder.wav"), Error("folder.wav: is a folder")),
+    Case(
+        "folder_named_wav",
+        sep("folder.wav"),
+        Error("folder.wav: no audio file (.wav, .flac"),
+    ),
     Case("truncated", sep("trunc.wav"), Error("trunc.wav: truncated")),
     Case(
         "nan",
@@ -537,6 +569,79 @@ CLI_CASES = [
         "same_stem_twice",
         sep("good.wav", "other/good.wav"),
         Error("several inputs are named good.*"),
+    ),
+    Case(
+        "glob_matches_nothing",
+        sep("nothing*.ogg"),
+        Error("nothing*.ogg: the pattern matches no audio file"),
+    ),
+    Case(
+        "folder_without_audio",
+        lambda ws, d: [
+            "separate",
+            ws.user_folder,
+            "--model",
+            ws.model,
+            "--out",
+            d / "out",
+        ],
+        Error("user_folder: no audio file (.wav, .flac"),
+    ),
+    Case(
+        "list_not_found",
+        sep("todo.txt"),
+        Error("todo.txt: list file not found"),
+    ),
+    Case(
+        "list_names_a_missing_file",
+        from_list,
+        Error(
+            "todo.txt, line 2: ",
+            "gone.wav: file not found",
+            "todo.txt, line 4: ",
+            "nothing*.ogg: the pattern matches no audio file",
+            lines=2,
+        ),
+        setup=listing("good.wav", "gone.wav", "# a comment", "nothing*.ogg"),
+    ),
+    Case(
+        "list_names_a_truncated_file",
+        from_list,
+        Error("trunc.wav: truncated"),
+        setup=listing("good.wav", "trunc.wav"),
+    ),
+    Case(
+        "undecodable_data_fail_that_recording",
+        sep("undecodable.flac"),
+        Error("1 of 1 recording(s) failed", "run the same command again"),
+    ),
+    Case(
+        "folder_of_recordings",
+        sep("other"),
+        Works(outputs_match("good", RATE, FRAMES)),
+    ),
+    Case(
+        "list",
+        from_list,
+        Works(
+            lambda ws, d: (
+                outputs_match("good", RATE, FRAMES)(ws, d),
+                outputs_match("k16", 16000, 4000)(ws, d),
+            )
+        ),
+        setup=listing("other", "k16.wav"),
+    ),
+    Case(
+        "enhance_with_a_model_without_enhancer",
+        lambda ws, d: [
+            "enhance",
+            ws.audio / "good.wav",
+            "--model",
+            ws.baseline,
+            "--out",
+            d / "out",
+        ],
+        Error("enhance: the model", "has no enhancer"),
     ),
     # -- separate: outputs ------------------------------------------------------
     Case(
@@ -808,6 +913,12 @@ CLI_CASES = [
             extra=["--chunk-seconds", "0.1", "--overlap-seconds", "0.02"],
         ),
         Works(outputs_match("good", RATE, FRAMES)),
+    ),
+    Case(
+        "complete_outputs_skipped",
+        sep("good.wav"),
+        Works(),
+        setup=complete_outputs,
     ),
     Case(
         "overwrite_replaces_only_its_files",

@@ -80,11 +80,13 @@ def test_separate_writes_one_file_per_speaker(workspace, tmp_path, capsys):
             assert np.abs(audio).max() > 0
     assert len(list(tmp_path.iterdir())) == 6
 
-    # the outputs exist now: refused without --overwrite
-    code, _, err = run(argv, capsys)
-    assert_user_error(code, err, "a16k_s1.wav", "--overwrite")
-    code, _, _ = run(argv + ["--overwrite"], capsys)
+    # the outputs exist now: skipped without --overwrite
+    code, out, _ = run(argv, capsys)
     assert code == 0
+    assert "2 recording(s): 0 done, 2 skipped, 0 failed" in out
+    code, out, _ = run(argv + ["--overwrite"], capsys)
+    assert code == 0
+    assert "2 recording(s): 2 done, 0 skipped, 0 failed" in out
 
 
 def test_evaluate_writes_metrics_summary_and_pictures(
@@ -242,12 +244,21 @@ def test_separate_bad_model_and_settings(workspace, tmp_path, capsys):
     assert_user_error(code, err, "hyperparams.yaml", "not found")
     code, _, err = separate(workspace["model"], "--overlap-seconds", "0")
     assert_user_error(code, err, "--overlap-seconds")
+    other = tmp_path / "other" / "a16k.wav"
+    other.parent.mkdir()
+    shutil.copy(wav, other)
     code, _, err = run(
+        ["separate", wav, other, "--model", workspace["model"], "--out", out],
+        capsys,
+    )
+    assert_user_error(code, err, "several inputs are named a16k.*")
+    assert not out.exists()
+    # one file named twice is one recording
+    code, stdout, _ = run(
         ["separate", wav, wav, "--model", workspace["model"], "--out", out],
         capsys,
     )
-    assert_user_error(code, err, "a16k")
-    assert not out.exists()
+    assert code == 0 and "1 recording(s): 1 done" in stdout
 
 
 def test_export_command(workspace, tmp_path, capsys):
@@ -374,7 +385,7 @@ def test_warnings_on_lines_of_their_own_and_quiet(workspace, tmp_path):
             ("files:", "a16k.wav:", "b_stereo.wav:", "WARNING: ")
         )
     ], lines
-    assert "Wrote 4 files" in result.stdout
+    assert "2 recording(s): 2 done" in result.stdout
 
     result = gmsep_process(*argv, "--out", tmp_path / "quiet", "--quiet")
     assert result.returncode == 0, result.stderr

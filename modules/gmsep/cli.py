@@ -28,6 +28,7 @@ import logging
 import math
 import re
 import sys
+import time
 from pathlib import Path
 
 # Only what parsing needs is imported here: torch and SpeechBrain take
@@ -240,66 +241,190 @@ def chunk_settings(model, args):
 
 
 def separate(args):
-    """``gmsep separate``: one wav per speaker (and enhanced) per input."""
+    """``gmsep separate`` and ``gmsep enhance``: for every recording, one
+    wav per speaker and / or the enhanced mixture below --out, mirroring
+    the input tree; recordings whose outputs exist are skipped.
+
+    Every input is checked before the model loads (a bad one stops the
+    command, one line per problem); what shows only while a recording is
+    processed (data that do not decode, a failing write) fails that
+    recording, the others go on, and the command ends with exit code 2.
+    """
     from tqdm import tqdm
 
+    from gmsep.data.inputs import find_inputs
     from gmsep.inference.chunking import chunk_starts
 
     check_device(args.device)
-    inputs = [Path(path) for path in args.inputs]
-    infos = check_inputs(inputs)
-    stems = [path.stem for path in inputs]
-    duplicates = sorted({stem for stem in stems if stems.count(stem) > 1})
+    out = check_output_folder(args.out)
+    recordings = find_inputs(args.inputs, exclude=out)
+    infos = check_inputs([recording.path for recording in recordings])
+    check_unique_stems(recordings)
+    model = load_model(args.model, args)
+    tasks = separation_tasks(model, args)
+    chunk_settings(model, args)
+    todo = tasks_to_run(recordings, tasks, out, args.overwrite)
+
+    chunk_length, overlap_length = model.chunk_lengths(
+        args.chunk_seconds, args.overlap_seconds
+    )
+    results = []  # (recording, status, seconds, audio seconds, reason)
+    for recording, info, run in zip(
+        tqdm(recordings, desc="files", unit="file", disable=args.quiet),
+        infos,
+        todo,
+        strict=True,
+    ):
+        if not run:
+            results.append((recording, "skipped", 0.0, info.duration, ""))
+            continue
+        length = math.ceil(info.frames * model.sample_rate / info.sample_rate)
+        num_chunks = len(chunk_starts(length, chunk_length, overlap_length))
+        start = time.perf_counter()
+        try:
+            with tqdm(
+                total=num_chunks * len(run),
+                desc=recording.path.name,
+                unit="chunk",
+                leave=False,
+                disable=args.quiet,
+            ) as bar:
+                for task in run:
+                    task.method(
+                        recording.path,
+                        savedir=out / recording.stem.parent,
+                        chunk_seconds=args.chunk_seconds,
+                        overlap_seconds=args.overlap_seconds,
+                        resample_back=True,
+                        progress=bar.update,
+                    )
+        except (*user_errors(), OSError, MemoryError) as err:
+            if getattr(args, "debug", False):
+                raise
+            reason = error_lines(err)[0]
+            logging.error(
+                "%s: failed, going on with the next (%s)",
+                recording.path,
+                reason,
+            )
+            results.append((recording, "failed", 0.0, info.duration, reason))
+            continue
+        elapsed = time.perf_counter() - start
+        results.append((recording, "done", elapsed, info.duration, ""))
+    if not args.quiet:
+        print(summary_table(results, out))
+    failed = sum(status == "failed" for _, status, *_ in results)
+    if failed:
+        raise UsageError(
+            f"{failed} of {len(results)} recording(s) failed (listed above); "
+            "run the same command again to retry them: the others are skipped"
+        )
+    return 0
+
+
+class Task(collections.namedtuple("Task", "method suffixes")):
+    """One output set of a recording: a method of the model
+    (``separate_file``, ``enhance_file``) and the suffixes of its files."""
+
+
+def separation_tasks(model, args):
+    """The output sets the command writes for each recording."""
+    enhance = args.command == "enhance" or args.enhanced
+    if enhance and not model.has_enhancer:
+        setting = "--enhanced" if args.command == "separate" else "enhance"
+        raise UsageError(
+            f"{setting}: the model {args.model} has no enhancer (baseline "
+            "separator without SE branch)"
+        )
+    tasks = []
+    if args.command == "separate":
+        suffixes = [f"_s{i + 1}" for i in range(model.num_spks)]
+        tasks.append(Task(model.separate_file, suffixes))
+    if enhance:
+        tasks.append(Task(model.enhance_file, ["_enhanced"]))
+    return tasks
+
+
+def output_files(out, recording, task):
+    """The files of one output set of a recording, below --out."""
+    folder = out / recording.stem.parent
+    return [folder / f"{recording.stem.name}{x}.wav" for x in task.suffixes]
+
+
+def check_unique_stems(recordings):
+    """Refuses recordings whose outputs would have the same names."""
+    stems = collections.Counter(recording.stem for recording in recordings)
+    duplicates = sorted(stem for stem, n in stems.items() if n > 1)
     if duplicates:
         raise UsageError(
             f"several inputs are named {duplicates[0]}.*: their outputs would "
             "overwrite each other in --out"
         )
-    out = check_output_folder(args.out)
-    model = load_model(args.model, args)
-    if args.enhanced and not model.has_enhancer:
-        raise UsageError(
-            f"--enhanced: the model {args.model} has no enhancer (baseline "
-            "separator without SE branch)"
-        )
-    chunk_settings(model, args)
-    suffixes = [f"_s{i + 1}" for i in range(model.num_spks)]
-    suffixes += ["_enhanced"] if args.enhanced else []
-    targets = [out / f"{s}{x}.wav" for s in stems for x in suffixes]
-    refuse_inputs(targets, inputs)
-    check_free(targets, args.overwrite)
 
-    chunk_length, overlap_length = model.chunk_lengths(
-        args.chunk_seconds, args.overlap_seconds
+
+def tasks_to_run(recordings, tasks, out, overwrite):
+    """For each recording, the tasks whose outputs are to be written: all
+    with --overwrite; otherwise those whose files do not exist yet (a set
+    whose files all exist is complete: every set is written together). A
+    set of which only some files exist was not written by this command as
+    it is now: refused unless --overwrite. Outputs that would replace an
+    input are refused whatever --overwrite says."""
+    refuse_inputs(
+        [
+            path
+            for recording in recordings
+            for task in tasks
+            for path in output_files(out, recording, task)
+        ],
+        [recording.path for recording in recordings],
     )
-    for path, info in zip(
-        tqdm(inputs, desc="files", unit="file", disable=args.quiet),
-        infos,
-        strict=True,
-    ):
-        length = math.ceil(info.frames * model.sample_rate / info.sample_rate)
-        num_chunks = len(chunk_starts(length, chunk_length, overlap_length))
-        tasks = [model.separate_file] + (
-            [model.enhance_file] if args.enhanced else []
-        )
-        with tqdm(
-            total=num_chunks * len(tasks),
-            desc=path.name,
-            unit="chunk",
-            leave=False,
-            disable=args.quiet,
-        ) as bar:
-            for task in tasks:
-                task(
-                    path,
-                    savedir=out,
-                    chunk_seconds=args.chunk_seconds,
-                    overlap_seconds=args.overlap_seconds,
-                    resample_back=True,
-                    progress=bar.update,
+    todo = []
+    for recording in recordings:
+        run = []
+        for task in tasks:
+            files = output_files(out, recording, task)
+            existing = [path for path in files if path.exists()]
+            if overwrite or not existing:
+                run.append(task)
+            elif len(existing) < len(files):
+                missing = next(path for path in files if not path.exists())
+                raise UsageError(
+                    f"{existing[0]}: exists, but not {missing.name} (an "
+                    "incomplete set of outputs); use --overwrite to replace"
                 )
-    say(args, f"Wrote {len(inputs) * len(suffixes)} files to {out}")
-    return 0
+        todo.append(run)
+    return todo
+
+
+def summary_table(results, out):
+    """The per-recording summary of ``separate``: status, audio duration,
+    processing time and real-time factor (processing time / duration), or
+    why it was skipped or failed; then the totals."""
+    lines = []
+    for recording, status, seconds, duration, reason in results:
+        if status == "done":
+            detail = (
+                f"{duration:.2f} s of audio in {seconds:.2f} s (RTF "
+                f"{seconds / duration:.3f})"
+            )
+        elif status == "skipped":
+            detail = "outputs exist (--overwrite redoes them)"
+        else:  # the reason names the file when it is about the file
+            detail = reason.removeprefix(f"{recording.path}: ")
+        lines.append(f"{status:<8} {recording.path}: {detail}")
+    counts = collections.Counter(status for _, status, *_ in results)
+    done = [r for r in results if r[1] == "done"]
+    audio = sum(duration for *_, duration, _ in done)
+    seconds = sum(r[2] for r in done)
+    total = f"{len(results)} recording(s): " + ", ".join(
+        f"{counts[s]} {s}" for s in ("done", "skipped", "failed")
+    )
+    if done:
+        total += (
+            f"; {audio:.2f} s of audio in {seconds:.2f} s (RTF "
+            f"{seconds / audio:.3f})"
+        )
+    return "\n".join([*lines, f"{total}; outputs in {out}"])
 
 
 def optional_metrics(sample_rate):
@@ -681,23 +806,44 @@ def build_parser():
             help="where the model runs: cpu (default), cuda or cuda:N",
         )
 
+    def add_recordings(command):
+        command.add_argument(
+            "inputs",
+            nargs="+",
+            metavar="INPUT",
+            help="audio files, folders (searched recursively), glob patterns "
+            "(quoted: 'talks/**/*.flac') and lists (.txt, .lst, .list: one "
+            "of those per line); the outputs mirror the folders in --out",
+        )
+        command.add_argument("--model", required=True, help="pretrained folder")
+        command.add_argument("--out", required=True, help="output folder")
+        add_chunking(command)
+        add_device(command)
+        command.add_argument(
+            "--overwrite",
+            action="store_true",
+            help="redo recordings whose outputs exist (default: skip them)",
+        )
+        command.set_defaults(handler=separate)
+
     sep = commands.add_parser(
         "separate",
-        help="separate audio files into one file per speaker",
+        help="separate recordings into one file per speaker",
         parents=[common],
     )
-    sep.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files")
-    sep.add_argument("--model", required=True, help="pretrained folder")
-    sep.add_argument("--out", required=True, help="output folder")
-    add_chunking(sep)
-    add_device(sep)
+    add_recordings(sep)
     sep.add_argument(
         "--enhanced",
         action="store_true",
         help="also write the denoised mixture (<stem>_enhanced.wav)",
     )
-    sep.add_argument("--overwrite", action="store_true", help="replace outputs")
-    sep.set_defaults(handler=separate)
+    enh = commands.add_parser(
+        "enhance",
+        help="denoise recordings with the SE branch, speakers kept together "
+        "(<stem>_enhanced.wav)",
+        parents=[common],
+    )
+    add_recordings(enh)
 
     ev = commands.add_parser(
         "evaluate",
