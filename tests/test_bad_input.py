@@ -20,6 +20,7 @@ import soundfile as sf
 import torch
 from gmsep.cli import main
 from gmsep.data.audio import DataError
+from gmsep.data.mixing import integrated_loudness
 from gmsep.data.outputs import OutputError
 from gmsep.inference.export import export_pretrained
 from gmsep.inference.pretrained import (
@@ -421,6 +422,51 @@ def within_full_scale(ws, d):
         for s in ("_s1", "_s2")
     )
     assert peak == pytest.approx(0.99, abs=1e-3)
+
+
+def float_beyond_full_scale(ws, d):
+    """FLOAT files hold any value: nothing scaled, nothing clipped."""
+    for suffix in ("_s1", "_s2"):
+        assert sf.info(d / "out" / f"loud{suffix}.wav").subtype == "FLOAT"
+    peak = max(
+        np.abs(sf.read(d / "out" / f"loud{s}.wav")[0]).max()
+        for s in ("_s1", "_s2")
+    )
+    assert peak > 1
+
+
+def peaks_at(peak, stem="good", each=True):
+    """Each output (or the louder of them) peaks at peak."""
+
+    def check(ws, d):
+        peaks = [
+            np.abs(sf.read(d / "out" / f"{stem}{suffix}.wav")[0]).max()
+            for suffix in ("_s1", "_s2")
+        ]
+        for value in peaks if each else [max(peaks)]:
+            assert value == pytest.approx(peak, abs=1e-4)
+
+    return check
+
+
+def as_loud_as_the_input(stem):
+    def check(ws, d):
+        mix, rate = sf.read(ws.audio / f"{stem}.wav")
+        target = integrated_loudness(torch.from_numpy(mix), rate)
+        for suffix in ("_s1", "_s2"):
+            out, out_rate = sf.read(d / "out" / f"{stem}{suffix}.wav")
+            loudness = integrated_loudness(torch.from_numpy(out), out_rate)
+            assert loudness == pytest.approx(target, abs=0.01)
+
+    return check
+
+
+def subtype_is(stem, subtype):
+    def check(ws, d):
+        for suffix in ("_s1", "_s2"):
+            assert sf.info(d / "out" / f"{stem}{suffix}.wav").subtype == subtype
+
+    return check
 
 
 def file_in(*parts):
@@ -870,8 +916,43 @@ CLI_CASES = [
     # -- separate: odd but valid input ------------------------------------------------
     Case(
         "above_full_scale",
-        sep("loud.wav"),
+        sep("loud.wav", extra=["--normalize", "none"]),
         Works(within_full_scale, warns=["loud_s1.wav", "above full scale"]),
+    ),
+    Case(
+        "above_full_scale_float",
+        sep("loud.wav", extra=["--normalize", "none", "--subtype", "float"]),
+        Works(float_beyond_full_scale),
+    ),
+    Case("peak_by_default", sep("good.wav"), Works(peaks_at(0.99))),
+    Case(
+        "loudness",
+        sep("k16.wav", extra=["--normalize", "loudness", "--subtype", "FLOAT"]),
+        Works(as_loud_as_the_input("k16")),
+    ),
+    Case(
+        # as loud as this noise, the sources would clip a 16-bit file
+        "loudness_beyond_full_scale",
+        sep("k16.wav", extra=["--normalize", "loudness"]),
+        Works(
+            peaks_at(0.99, "k16", each=False),
+            warns=["k16_s1.wav and 1 more file", "above full scale"],
+        ),
+    ),
+    Case(
+        "pcm_24",
+        sep("good.wav", extra=["--subtype", "PCM_24"]),
+        Works(subtype_is("good", "PCM_24")),
+    ),
+    Case(
+        "subtype_unknown",
+        sep("good.wav", extra=["--subtype", "PCM_32"]),
+        Error("--subtype: invalid choice: 'PCM_32'"),
+    ),
+    Case(
+        "normalize_unknown",
+        sep("good.wav", extra=["--normalize", "rms"]),
+        Error("--normalize: invalid choice: 'rms'"),
     ),
     Case("44_1_khz", sep("k44.wav"), Works(outputs_match("k44", 44100, 11025))),
     Case("16_khz", sep("k16.wav"), Works(outputs_match("k16", 16000, 4000))),
@@ -1326,6 +1407,18 @@ PYTHON_CASES = [
         _savedir_is_a_file,
         OutputError,
         "notes.txt: savedir exists and is not a folder",
+    ),
+    (
+        "normalize_unknown",
+        lambda m, ws: m.separate_file(ws.audio / "good.wav", normalize="rms"),
+        ValueError,
+        "normalize='rms': expected one of peak, loudness, none",
+    ),
+    (
+        "subtype_unknown",
+        lambda m, ws: m.enhance_file(ws.audio / "good.wav", subtype="MP3"),
+        ValueError,
+        "subtype='MP3': expected one of PCM_16, PCM_24, FLOAT",
     ),
     (
         "folder_not_local",

@@ -18,8 +18,10 @@ from gmsep.cli import (
     HELP_CHUNK_SECONDS,
     HELP_OVERLAP_SECONDS,
     HELP_QUANTIZE,
+    build_parser,
     main,
 )
+from gmsep.data.audio import NORMALIZE_MODES, OUTPUT_SUBTYPES
 from gmsep.inference.chunking import (
     DEFAULT_CHUNK_SECONDS,
     DEFAULT_OVERLAP_SECONDS,
@@ -350,6 +352,11 @@ def test_help_states_the_chunking_defaults_and_choices(capsys):
         DEFAULT_OVERLAP_SECONDS,
     )
     assert (HELP_BACKENDS, HELP_QUANTIZE) == (BACKENDS, QUANTIZE)
+    parser = build_parser()
+    separate = parser._subparsers._group_actions[0].choices["separate"]
+    choices = {a.dest: a.choices for a in separate._actions}
+    assert tuple(choices["normalize"]) == NORMALIZE_MODES
+    assert tuple(choices["subtype"]) == OUTPUT_SUBTYPES
     assert main(["separate", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert f"(default: {DEFAULT_CHUNK_SECONDS})" in text

@@ -14,6 +14,7 @@ import soundfile as sf
 import torch
 import torchaudio
 from gmsep.data.audio import DataError
+from gmsep.data.mixing import integrated_loudness
 from gmsep.inference.export import ExportError, export_pretrained
 from gmsep.inference.pretrained import (
     NoiseRobustSeparation,
@@ -158,7 +159,7 @@ def test_separate_file_resamples_and_downmixes(unified, tmp_path):
     stereo = rng.uniform(-0.5, 0.5, (4000, 2)).astype("float32")
     path = tmp_path / "mix16k.wav"
     sf.write(path, stereo, 16000, subtype="FLOAT")
-    est = model.separate_file(path, savedir=tmp_path / "sep")
+    est = model.separate_file(path, savedir=tmp_path / "sep", normalize="none")
     assert est.shape == (1, 2000, 2)
     # same as separating the downmixed, resampled signal directly
     mix, _ = model.load_mixture(path)
@@ -171,6 +172,50 @@ def test_separate_file_resamples_and_downmixes(unified, tmp_path):
     enhanced = model.enhance_file(path, savedir=tmp_path / "sep")
     assert enhanced.shape == (1, 2000)
     assert (tmp_path / "sep" / "mix16k_enhanced.wav").is_file()
+
+
+def test_output_levels_and_formats(unified, tmp_path):
+    """peak (the default, as SpeechBrain's separate_file): each source to a
+    peak of 0.99; loudness: each to the file's integrated loudness; none:
+    the network's scale. The subtype is the files' format."""
+    _, _, _, model = unified
+    path = tmp_path / "mix16k.wav"
+    rng = np.random.default_rng(4)
+    sf.write(path, rng.uniform(-0.5, 0.5, 8000), 16000)
+    raw = model.separate_file(path, resample_back=True, normalize="none")
+    peak = model.separate_file(path, resample_back=True)
+    peaks = peak[0].abs().amax(dim=0)
+    torch.testing.assert_close(peaks, torch.full((2,), 0.99))
+    # one gain per source
+    gains = peak[0].abs().amax(dim=0) / raw[0].abs().amax(dim=0)
+    torch.testing.assert_close(peak[0], raw[0] * gains)
+
+    target = integrated_loudness(
+        torch.from_numpy(sf.read(path)[0]).float(), 16000
+    )
+    out = tmp_path / "loud"
+    loud = model.separate_file(
+        path, out, resample_back=True, normalize="loudness", subtype="FLOAT"
+    )
+    for s in range(2):
+        assert integrated_loudness(loud[0, :, s], 16000) == pytest.approx(
+            target, abs=0.01
+        )
+        written, rate = sf.read(out / f"mix16k_s{s + 1}.wav", dtype="float32")
+        assert (
+            rate == 16000 and sf.info(out / "mix16k_s1.wav").subtype == "FLOAT"
+        )
+        np.testing.assert_array_equal(written, loud[0, :, s].numpy())
+    enhanced = model.enhance_file(
+        path, out, resample_back=True, subtype="PCM_24"
+    )
+    assert float(enhanced.abs().max()) == pytest.approx(0.99)
+    assert sf.info(out / "mix16k_enhanced.wav").subtype == "PCM_24"
+    # a silent recording stays silent, whatever the rule
+    sf.write(tmp_path / "silent.wav", np.zeros(4000), 8000)
+    for rule in ("peak", "loudness"):
+        silent = model.separate_file(tmp_path / "silent.wav", normalize=rule)
+        assert torch.isfinite(silent).all()
 
 
 def test_audio_shorter_than_encoder_kernel(unified, tmp_path):

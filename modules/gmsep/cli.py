@@ -2,7 +2,8 @@
 
 ::
 
-    gmsep separate mix.wav ... --model pretrained/demo --out separated/
+    gmsep separate mix.wav talks/ todo.txt --model pretrained/demo --out separated/
+    gmsep enhance talks/ --model pretrained/demo --out denoised/ --subtype FLOAT
     gmsep evaluate --model pretrained/demo --csv test.csv --out eval/ --plots 3
     gmsep export results/demo/1234 --out pretrained/demo
 
@@ -297,6 +298,8 @@ def separate(args):
                         overlap_seconds=args.overlap_seconds,
                         resample_back=True,
                         progress=bar.update,
+                        normalize=args.normalize,
+                        subtype=args.subtype,
                     )
         except (*user_errors(), OSError, MemoryError) as err:
             if getattr(args, "debug", False):
@@ -819,6 +822,24 @@ def build_parser():
         command.add_argument("--out", required=True, help="output folder")
         add_chunking(command)
         add_device(command)
+        command.add_argument(
+            "--normalize",
+            choices=("peak", "loudness", "none"),
+            default="peak",
+            help="the level of each output: peak (default: each file to a "
+            "peak of 0.99, as SpeechBrain's separate_file), loudness (each "
+            "file to the recording's integrated loudness, ITU-R BS.1770) or "
+            "none (the network's own scale, typically well below the input)",
+        )
+        command.add_argument(
+            "--subtype",
+            type=str.upper,
+            choices=("PCM_16", "PCM_24", "FLOAT"),
+            default="PCM_16",
+            help="sample format of the files (default: PCM_16); nothing is "
+            "clipped: outputs beyond full scale are scaled down together in "
+            "a PCM file, with a warning, and kept as they are in a FLOAT one",
+        )
         command.add_argument(
             "--overwrite",
             action="store_true",

@@ -35,6 +35,7 @@ import torch
 from speechbrain.dataio import audio_io
 
 from gmsep.data.columns import DURATION, ID, WAV_SUFFIX
+from gmsep.data.mixing import loudness_gain
 from gmsep.data.outputs import staged_files
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,10 @@ FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
 # Where the sources of a recording that would clip in a fixed-point file are
 # scaled to: a little headroom below full scale for the quantisation.
 HEADROOM_PEAK = 0.99
+# How the outputs of a recording are written: their level rule and the
+# sample format of the files (libsndfile subtypes).
+NORMALIZE_MODES = ("peak", "loudness", "none")
+OUTPUT_SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
 # Frames per block when a float file is scanned for non-finite samples.
 _SCAN_FRAMES = 1 << 20
 
@@ -477,13 +482,14 @@ def read_audio(path, min_seconds=MIN_SECONDS):
     return signal.mean(dim=1), int(sample_rate)
 
 
-def fit_full_scale(signals, name):
+def fit_full_scale(signals, name, subtype="PCM_16"):
     """Scales the signals of one recording down together if any would clip.
 
     A fixed-point file cannot hold a sample beyond full scale: libsndfile
     would clip it. When the peak of ``signals`` exceeds 1, all of them (the
     sources of one recording, so their levels stay comparable) are scaled
     so that the peak is ``HEADROOM_PEAK``, with a warning naming the file.
+    A float file holds any value: nothing is changed for ``FLOAT``.
 
     Arguments
     ---------
@@ -491,6 +497,8 @@ def fit_full_scale(signals, name):
         Float samples, any shape (e.g. [T, S]).
     name : str or os.PathLike
         What they are written as, for the warning.
+    subtype : str
+        The files' sample format, one of ``OUTPUT_SUBTYPES``.
 
     Returns
     -------
@@ -501,22 +509,93 @@ def fit_full_scale(signals, name):
     -------
     >>> fit_full_scale(torch.tensor([0.5, -2.0]), "loud_s1.wav")
     tensor([ 0.2475, -0.9900])
+    >>> fit_full_scale(torch.tensor([0.5, -2.0]), "loud_s1.wav", "FLOAT")
+    tensor([ 0.5000, -2.0000])
     """
     peak = float(signals.abs().max()) if signals.numel() else 0.0
-    if peak <= 1.0:
+    if peak <= 1.0 or subtype == "FLOAT":
         return signals
     gain = HEADROOM_PEAK / peak
     logger.warning(
         "%s: peaks at %.2f, above full scale: scaled by %.1f dB so that the "
-        "16-bit file does not clip",
+        "%s file does not clip",
         name,
         peak,
         20 * math.log10(gain),
+        subtype,
     )
     return signals * gain
 
 
-def write_sources(paths, signals, sample_rate):
+def check_output_format(normalize, subtype):
+    """Refuses a level rule or sample format that gmsep does not write.
+
+    Example
+    -------
+    >>> check_output_format("peak", "PCM_32")
+    Traceback (most recent call last):
+    ...
+    ValueError: subtype='PCM_32': expected one of PCM_16, PCM_24, FLOAT
+    """
+    for name, value, allowed in (
+        ("normalize", normalize, NORMALIZE_MODES),
+        ("subtype", subtype, OUTPUT_SUBTYPES),
+    ):
+        if value not in allowed:
+            raise ValueError(
+                f"{name}={value!r}: expected one of {', '.join(allowed)}"
+            )
+
+
+def normalize_outputs(signals, mode, sample_rate, loudness=None):
+    """Sets the level of each output of one recording, channel by channel.
+
+    ``peak``: each to a peak of ``HEADROOM_PEAK``, as SpeechBrain's
+    ``separate_file`` normalises each source to its peak (to 1; 0.99 leaves
+    the quantisation a little headroom). ``loudness``: each to the ITU-R
+    BS.1770 integrated loudness of the recording (pyloudnorm; a signal
+    shorter than 0.4 s is measured as one block of its own length).
+    ``none``: as the network gives them: SI-SNR training leaves their scale
+    free, typically well below the recording's. A silent channel, or every
+    channel with ``loudness`` of a silent recording, is left as it is.
+
+    Arguments
+    ---------
+    signals : torch.Tensor
+        Float samples [T, C].
+    mode : str
+        One of ``NORMALIZE_MODES``.
+    sample_rate : int
+        Their sample rate in Hz.
+    loudness : float, optional
+        The recording's loudness in LUFS (for ``loudness``).
+
+    Returns
+    -------
+    torch.Tensor
+        [T, C].
+
+    Example
+    -------
+    >>> normalize_outputs(torch.tensor([[0.1, 0.0], [-0.2, 0.0]]), "peak", 8000)
+    tensor([[ 0.4950,  0.0000],
+            [-0.9900,  0.0000]])
+    """
+    if mode == "none":
+        return signals
+    gains = []
+    for channel in signals.unbind(-1):
+        if mode == "peak":
+            peak = float(channel.abs().max())
+            gains.append(HEADROOM_PEAK / peak if peak > 0 else 1.0)
+        elif math.isfinite(loudness):
+            gains.append(loudness_gain(channel, loudness, sample_rate))
+        else:
+            gains.append(1.0)
+    return signals * torch.tensor(gains, dtype=signals.dtype)
+
+
+def write_sources(paths, signals, sample_rate, subtype="PCM_16"):
     """Writes the signals of one recording, one file per channel, only when
     all are complete (temporary files renamed into place).
 
@@ -528,6 +607,10 @@ def write_sources(paths, signals, sample_rate):
         Float samples [T, C] (the sources of one recording).
     sample_rate : int
         Sample rate in Hz.
+    subtype : str
+        The files' sample format, one of ``OUTPUT_SUBTYPES``; with a
+        fixed-point one, signals beyond full scale are scaled down together
+        (:func:`fit_full_scale`), never clipped.
 
     Raises
     ------
@@ -550,19 +633,20 @@ def write_sources(paths, signals, sample_rate):
     more = f" and {len(paths) - 1} more file(s) of its recording" * (
         len(paths) > 1
     )
-    signals = fit_full_scale(signals, f"{os.fspath(paths[0])}{more}")
+    signals = fit_full_scale(signals, f"{os.fspath(paths[0])}{more}", subtype)
     with staged_files(paths) as temporaries:
         for i, temporary in enumerate(temporaries):
-            write_audio(temporary, signals[:, i], sample_rate)
+            write_audio(temporary, signals[:, i], sample_rate, subtype)
 
 
-def write_audio(path, signal, sample_rate):
-    """Writes a mono signal [T] as a 16-bit PCM file (WAV for ``.wav``).
+def write_audio(path, signal, sample_rate, subtype="PCM_16"):
+    """Writes a mono signal [T] as a PCM or float file (WAV for ``.wav``).
 
-    Float signals are quantised by libsndfile, after
-    :func:`fit_full_scale` (a signal beyond full scale is scaled down with a
-    warning, never clipped); int16 samples are written as they are, so
-    integer sums computed before writing still hold in the file.
+    Float signals are quantised by libsndfile for ``PCM_16`` and
+    ``PCM_24``, after :func:`fit_full_scale` (a signal beyond full scale is
+    scaled down with a warning, never clipped); ``FLOAT`` keeps every value.
+    int16 samples are written as they are, so integer sums computed before
+    writing still hold in a 16-bit file.
 
     Arguments
     ---------
@@ -572,6 +656,8 @@ def write_audio(path, signal, sample_rate):
         The samples, [T], float or int16.
     sample_rate : int
         Sample rate in Hz.
+    subtype : str
+        The sample format, one of ``OUTPUT_SUBTYPES``.
 
     Example
     -------
@@ -583,9 +669,9 @@ def write_audio(path, signal, sample_rate):
     if isinstance(signal, torch.Tensor):
         signal = signal.detach().cpu()
         if signal.is_floating_point():
-            signal = fit_full_scale(signal, path)
+            signal = fit_full_scale(signal, path, subtype)
     try:
-        audio_io.save(os.fspath(path), signal, sample_rate, subtype="PCM_16")
+        audio_io.save(os.fspath(path), signal, sample_rate, subtype=subtype)
     except RuntimeError as err:
         raise DataError(
             f"{os.fspath(path)}: cannot write audio ({err.__cause__ or err})"

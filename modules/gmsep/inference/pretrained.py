@@ -35,9 +35,12 @@ from speechbrain.utils.fetching import FetchConfig, LocalStrategy
 from gmsep.data.audio import (
     MIN_SAMPLE_RATE,
     MIN_SECONDS,
+    check_output_format,
+    normalize_outputs,
     read_audio,
     write_sources,
 )
+from gmsep.data.mixing import integrated_loudness
 from gmsep.data.outputs import check_output_folder
 from gmsep.inference.chunking import (
     DEFAULT_CHUNK_SECONDS,
@@ -579,10 +582,13 @@ class NoiseRobustSeparation(Pretrained):
         :class:`gmsep.inference.onnx_backend.OnnxSeparator`."""
         return self._engine[0]
 
-    def _read(self, path, min_seconds=MIN_SECONDS):
-        """(mix [1, T] at the model's rate, file rate, file frames)."""
+    def _read(self, path, min_seconds=MIN_SECONDS, loudness=False):
+        """(mix [1, T] at the model's rate, file rate, file frames, the
+        file's integrated loudness in LUFS if asked, else None)."""
         signal, file_rate = read_audio(path, min_seconds)
         file_length = len(signal)
+        # the recording as the file holds it, all of its band
+        lufs = integrated_loudness(signal, file_rate) if loudness else None
         if file_rate < self.sample_rate:
             logger.warning(
                 "%s: %d Hz, below the model's %d Hz: the band from %d to %d "
@@ -597,7 +603,7 @@ class NoiseRobustSeparation(Pretrained):
             signal = torchaudio.functional.resample(
                 signal, file_rate, self.sample_rate
             )
-        return signal.unsqueeze(0), file_rate, file_length
+        return signal.unsqueeze(0), file_rate, file_length, lufs
 
     def load_mixture(self, path, min_seconds=MIN_SECONDS):
         """Reads a mixture file, downmixed to mono and resampled to the model.
@@ -617,7 +623,7 @@ class NoiseRobustSeparation(Pretrained):
         file_rate : int
             The file's sample rate.
         """
-        mix, file_rate, _ = self._read(path, min_seconds)
+        mix, file_rate, _, _ = self._read(path, min_seconds)
         return mix, file_rate
 
     def separate_long(
@@ -711,6 +717,8 @@ class NoiseRobustSeparation(Pretrained):
         overlap_seconds=None,
         resample_back=False,
         progress=None,
+        normalize="peak",
+        subtype="PCM_16",
     ):
         """Separates an audio file of any length and sample rate.
 
@@ -719,8 +727,8 @@ class NoiseRobustSeparation(Pretrained):
         path : str or os.PathLike
             The noisy mixture (multi-channel files are averaged to mono).
         savedir : str or os.PathLike, optional
-            If given, also writes ``<stem>_s1.wav`` ... there (16-bit WAV at
-            the returned signals' sample rate).
+            If given, also writes ``<stem>_s1.wav`` ... there (at the
+            returned signals' sample rate, in the ``subtype`` format).
         chunk_seconds : float, optional
             See :meth:`separate_long`.
         overlap_seconds : float, optional
@@ -730,15 +738,27 @@ class NoiseRobustSeparation(Pretrained):
             of the model's.
         progress : callable, optional
             Called with 1 after each chunk.
+        normalize : str
+            The level of each returned and written source
+            (:func:`gmsep.data.audio.normalize_outputs`): ``peak`` (as
+            SpeechBrain's ``separate_file``), ``loudness`` (the file's
+            integrated loudness) or ``none`` (the network's scale).
+        subtype : str
+            The files' sample format: ``PCM_16``, ``PCM_24`` or ``FLOAT``.
+            Nothing is clipped: in a fixed-point file, sources beyond full
+            scale are scaled down together, with a warning.
 
         Returns
         -------
         torch.Tensor
             The separated sources, shape 1, T, S, on the CPU.
         """
+        check_output_format(normalize, subtype)
         if savedir is not None:  # before any work
             check_output_folder(savedir, "savedir")
-        mix, file_rate, file_length = self._read(path)  # 1, T
+        mix, file_rate, file_length, loudness = self._read(
+            path, loudness=normalize == "loudness"
+        )  # 1, T
         est_sources = self.separate_long(
             mix, chunk_seconds, overlap_seconds, progress
         )
@@ -750,6 +770,7 @@ class NoiseRobustSeparation(Pretrained):
             suffixes,
             (file_rate, file_length),
             resample_back,
+            (normalize, subtype, loudness),
         )
 
     def enhance_file(
@@ -760,6 +781,8 @@ class NoiseRobustSeparation(Pretrained):
         overlap_seconds=None,
         resample_back=False,
         progress=None,
+        normalize="peak",
+        subtype="PCM_16",
     ):
         """Denoises an audio file of any length and sample rate (SE branch).
 
@@ -771,9 +794,12 @@ class NoiseRobustSeparation(Pretrained):
         torch.Tensor
             The enhanced mixture, shape 1, T, on the CPU.
         """
+        check_output_format(normalize, subtype)
         if savedir is not None:  # before any work
             check_output_folder(savedir, "savedir")
-        mix, file_rate, file_length = self._read(path)  # 1, T
+        mix, file_rate, file_length, loudness = self._read(
+            path, loudness=normalize == "loudness"
+        )  # 1, T
         enhanced = self.enhance_long(
             mix, chunk_seconds, overlap_seconds, progress
         )
@@ -784,18 +810,23 @@ class NoiseRobustSeparation(Pretrained):
             ["_enhanced"],
             (file_rate, file_length),
             resample_back,
+            (normalize, subtype, loudness),
         )  # 1, T, 1
         return enhanced[..., 0]
 
-    def _save(self, outputs, path, savedir, suffixes, file, resample_back):
+    def _save(self, outputs, path, savedir, suffixes, file, resample_back, fmt):
         """Resamples outputs [1, T, C] back to the file's (rate, frames) if
-        asked, and writes ``<stem><suffix>.wav`` per channel into savedir if
-        given, all or none (see :func:`gmsep.data.audio.write_sources`)."""
+        asked, sets their levels and writes ``<stem><suffix>.wav`` per
+        channel into savedir if given, all or none (see
+        :func:`gmsep.data.audio.write_sources`); fmt = (normalize, subtype,
+        the file's loudness for ``normalize="loudness"``)."""
+        normalize, subtype, loudness = fmt
         rate = self.sample_rate
         file_rate, file_length = file
         if resample_back and file_rate != rate:
             outputs = resample_to(outputs, rate, file_rate, file_length)
             rate = file_rate
+        outputs = normalize_outputs(outputs[0], normalize, rate, loudness)[None]
         if savedir is not None:
             Path(savedir).mkdir(parents=True, exist_ok=True)
             stem = Path(path).stem
@@ -803,6 +834,7 @@ class NoiseRobustSeparation(Pretrained):
                 [Path(savedir) / f"{stem}{suffix}.wav" for suffix in suffixes],
                 outputs[0],
                 rate,
+                subtype,
             )
         return outputs
 
