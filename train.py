@@ -160,7 +160,12 @@ def main(argv):
         print(
             f"Test ({len(separation_brain.test_results)} mixtures): "
             f"SI-SNRi {results['si-snr_i']:.2f} dB, "
-            f"SDRi {results['sdr_i']:.2f} dB; per-utterance results in "
+            f"SDRi {results['sdr_i']:.2f} dB"
+            + "".join(
+                f", {name.upper()} {results[name]:.2f}"
+                for name in separation_brain.perceptual_names
+            )
+            + "; per-utterance results in "
             f"{hparams['output_folder']}/test_results.csv"
         )
     # Stops the backend's threads before the interpreter exits.

@@ -556,7 +556,14 @@ def evaluation_summary(count, excluded=(), reason=None):
         assert [e["ID"] for e in summary["excluded"]] == list(excluded)
         if reason:
             assert all(reason in e["reason"] for e in summary["excluded"])
-        assert all(np.isfinite(v) for v in summary["means"].values())
+        means = summary["means"]
+        assert all(np.isfinite(means[k]) for k in ("sdr_i", "si-snr_i"))
+        # 0.25 s of noise: STOI is undefined on each, listed, mean null
+        assert means["stoi"] is None and summary["scored"]["stoi"] == 0
+        unscored = [
+            e["ID"] for e in summary["unscored"] if e["metric"] == "stoi"
+        ]
+        assert len(unscored) == count
         rows = (d / "eval" / "metrics.csv").read_text().splitlines()
         assert len(rows) == 1 + count
 
@@ -1121,6 +1128,20 @@ CLI_CASES = [
         Error("--plots: '1.5' is not an integer"),
     ),
     Case(
+        "evaluate_pesq_not_installed",
+        ev("good"),
+        Error("pesq: the pesq package is not installed", "or pass --no-pesq"),
+        setup=lambda ws, d, mp: mp.setattr(
+            "gmsep.evaluation.metrics.importlib.util.find_spec",
+            lambda name: None if name == "pesq" else object(),
+        ),
+    ),
+    Case(
+        "evaluate_no_pesq_with_a_value",
+        ev("good", extra=["--no-pesq=yes"]),
+        Error("--no-pesq: ignored explicit argument 'yes'"),
+    ),
+    Case(
         "evaluate_chunk_inf",
         ev("good", extra=["--chunk-seconds", "inf"]),
         Error("--chunk-seconds: 'inf'"),
@@ -1507,6 +1528,11 @@ TRAIN_CASES = [
         "switch_text",
         ["--use_speedperturb=maybe"],
         "'maybe' is not true or false",
+    ),
+    (
+        "test_pesq_text",
+        ["--test_pesq=maybe"],
+        "test_pesq: 'maybe' is not true or false",
     ),
     ("gm_mode", ["--gm_mode=pcgrad"], "gm_mode: 'pcgrad' is not one of"),
     ("data_folder", ["--data_folder=/no/such"], "data_folder: /no/such is not"),

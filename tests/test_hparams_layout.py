@@ -25,6 +25,8 @@ SNAPSHOT = os.path.join(REPO, "tests", "data", "resolved_hparams.json")
 NEW_SETTINGS = {
     "pretrained_separator": None,
     "dynamic_mixing_levels": "librimix",
+    "test_pesq": True,
+    "test_stoi": True,
 }
 # The same, for the unified network's files only.
 NEW_UNIFIED_SETTINGS = {

@@ -23,7 +23,6 @@ import argparse
 import collections
 import csv
 import importlib.metadata
-import importlib.util
 import json
 import logging
 import math
@@ -430,32 +429,21 @@ def summary_table(results, out):
     return "\n".join([*lines, f"{total}; outputs in {out}"])
 
 
-def optional_metrics(sample_rate):
-    """PESQ and STOI functions (ref, est) -> float, for the installed packages.
+def perceptual_names(args):
+    """The perceptual metrics evaluate computes: PESQ and STOI unless
+    switched off (--no-pesq, --no-stoi); their packages must be installed."""
+    from gmsep.evaluation.metrics import PERCEPTUAL_NAMES, missing_packages
 
-    PESQ exists only at 8 kHz (narrow band) and 16 kHz (wide band).
-    """
-    metrics = {}
-    if importlib.util.find_spec("pesq") is not None and sample_rate in (
-        8000,
-        16000,
-    ):
-        from pesq import PesqError, pesq
-
-        mode = "nb" if sample_rate == 8000 else "wb"
-
-        def pesq_score(ref, est):
-            score = pesq(
-                sample_rate, ref, est, mode, on_error=PesqError.RETURN_VALUES
+    names = [
+        name for name in PERCEPTUAL_NAMES if not getattr(args, f"no_{name}")
+    ]
+    for name in names:
+        for package in missing_packages([name]):
+            raise UsageError(
+                f"{name}: the {package} package is not installed (pip install "
+                f"{package}); or pass --no-{name}"
             )
-            return score if score >= 0 else math.nan  # negative: an error code
-
-        metrics["pesq"] = pesq_score
-    if importlib.util.find_spec("pystoi") is not None:
-        from pystoi import stoi
-
-        metrics["stoi"] = lambda ref, est: stoi(ref, est, sample_rate)
-    return metrics
+    return names
 
 
 def folder_num_spks(model):
@@ -568,10 +556,13 @@ def evaluate(args):
     from tqdm import tqdm
 
     from gmsep.data.audio import DataError
-    from gmsep.evaluation.metrics import separation_metrics
+    from gmsep.evaluation.metrics import (
+        perceptual_metrics,
+        pesq_mode,
+        separation_metrics,
+    )
     from gmsep.evaluation.plots import plot_histogram, plot_spectrograms
     from gmsep.evaluation.results import average_results, write_results
-    from gmsep.inference.chunking import align_speakers
 
     check_device(args.device)
     csv_path, out = Path(args.csv), check_output_folder(args.out)
@@ -595,6 +586,7 @@ def evaluate(args):
     ]
     refuse_inputs(outputs, inputs)
     check_free(outputs, args.overwrite)
+    perceptual = perceptual_names(args)
     model = load_model(args.model, args)
     chunk_settings(model, args)
     if num_sources != model.num_spks:
@@ -603,10 +595,9 @@ def evaluate(args):
             f"{args.model} separates {model.num_spks} speakers (expected "
             f"{', '.join(source_columns(model.num_spks))})"
         )
-    extra_metrics = optional_metrics(model.sample_rate)
     out.mkdir(parents=True, exist_ok=True)
 
-    results, excluded = [], []
+    results, excluded, unscored = [], [], []
     for i, row in enumerate(
         tqdm(rows, desc="utterances", unit="utt", disable=args.quiet)
     ):
@@ -626,16 +617,6 @@ def evaluate(args):
         chunking = (args.chunk_seconds, args.overlap_seconds)
         est = model.separate_long(mix, *chunking)[0]  # T, S
         result = {ID: row[ID], **separation_metrics(est, refs, mix[0])}
-        if extra_metrics:
-            aligned = align_speakers(est[None], refs[None])[0].numpy()
-            for name, metric in extra_metrics.items():
-                result[name] = (
-                    sum(
-                        metric(refs[:, s].numpy(), aligned[:, s])
-                        for s in range(model.num_spks)
-                    )
-                    / model.num_spks
-                )
         undefined = [
             f"{name} is {value}"
             for name, value in result.items()
@@ -644,6 +625,15 @@ def evaluate(args):
         if undefined:
             excluded.append({ID: row[ID], "reason": ", ".join(undefined)})
             continue
+        # PESQ or STOI undefined (too short): left out of that mean only
+        values, reasons = perceptual_metrics(
+            est, refs, model.sample_rate, perceptual
+        )
+        result.update(values)
+        unscored += [
+            {ID: row[ID], "metric": name, "reason": reason}
+            for name, reason in reasons.items()
+        ]
         results.append(result)
         if i < len(plotted):
             signals = [("noisy mixture", mix[0])]
@@ -673,6 +663,13 @@ def evaluate(args):
             entry[ID],
             entry["reason"],
         )
+    for entry in unscored:
+        logging.warning(
+            "%s: %s; left out of the %s mean",
+            entry[ID],
+            entry["reason"],
+            entry["metric"],
+        )
     if not results:
         raise DataError(
             f"{csv_path}: no utterance has defined metrics ({len(excluded)} "
@@ -680,13 +677,22 @@ def evaluate(args):
         )
     names = [name for name in results[0] if name != "ID"]
     write_results(files["metrics"], results, "ID", names)
-    means = average_results(results, names)
+    means = average_results(results, names, defined_only=perceptual)
     summary = {
         "model": str(Path(args.model).resolve()),
         "csv": str(csv_path.resolve()),
         "count": len(results),
-        "means": means,
+        # null: undefined on every utterance
+        "means": {k: v if math.isfinite(v) else None for k, v in means.items()},
+        "scored": {
+            name: sum(math.isfinite(r[name]) for r in results)
+            for name in perceptual
+        },
+        "pesq_mode": pesq_mode(model.sample_rate)[0]
+        if "pesq" in perceptual
+        else None,
         "excluded": excluded,
+        "unscored": unscored,
     }
     write_text(files["summary"], json.dumps(summary, indent=2) + "\n")
     with staged_files([files["histogram"]]) as (picture,):
@@ -701,6 +707,11 @@ def evaluate(args):
         f"{len(results)} utterances: "
         + ", ".join(f"{name} {value:.2f}" for name, value in means.items())
         + (f" ({len(excluded)} excluded)" if excluded else "")
+        + "".join(
+            f"; {name} undefined on {len(results) - n}"
+            for name, n in summary["scored"].items()
+            if n < len(results)
+        )
         + f"; results in {out}",
     )
     return 0
@@ -885,6 +896,13 @@ def build_parser():
         default=3,
         help="spectrogram pictures for the first K utterances (default: 3)",
     )
+    ev.add_argument(
+        "--no-pesq",
+        action="store_true",
+        help="skip PESQ (8 kHz: narrow band; 16 kHz and other rates, "
+        "resampled to 16 kHz: wide band)",
+    )
+    ev.add_argument("--no-stoi", action="store_true", help="skip STOI")
     add_chunking(ev)
     add_device(ev)
     ev.add_argument("--overwrite", action="store_true", help="replace outputs")

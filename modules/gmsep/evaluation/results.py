@@ -20,7 +20,7 @@ import tempfile
 AVERAGE_ID = "avg"
 
 
-def average_results(rows, names):
+def average_results(rows, names, defined_only=()):
     """The mean of every metric over the utterances.
 
     Arguments
@@ -29,6 +29,9 @@ def average_results(rows, names):
         One per utterance, holding at least ``names``.
     names : sequence of str
         The metrics to average.
+    defined_only : sequence of str
+        Metrics averaged over the utterances where they are finite (NaN
+        marks an undefined value); the others over all.
 
     Returns
     -------
@@ -37,13 +40,17 @@ def average_results(rows, names):
 
     Example
     -------
-    >>> average_results([{"sdr": 1.0}, {"sdr": 2.0}], ["sdr"])
-    {'sdr': 1.5}
+    >>> rows = [{"sdr": 1.0, "stoi": 0.5}, {"sdr": 2.0, "stoi": math.nan}]
+    >>> average_results(rows, ["sdr", "stoi"], defined_only=["stoi"])
+    {'sdr': 1.5, 'stoi': 0.5}
     """
-    return {
-        name: sum(row[name] for row in rows) / len(rows) if rows else math.nan
-        for name in names
-    }
+    averages = {}
+    for name in names:
+        values = [row[name] for row in rows]
+        if name in defined_only:
+            values = [value for value in values if math.isfinite(value)]
+        averages[name] = sum(values) / len(values) if values else math.nan
+    return averages
 
 
 def write_results(path, rows, id_column, names, averages=None):

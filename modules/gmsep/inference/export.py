@@ -635,7 +635,8 @@ def model_card(
     else:
         results_text = (
             f"Averages over {results['count']} test mixtures of that run "
-            "(dB; improvements over the input mixture):\n\n"
+            "(SDR and SI-SNR in dB, improvements over the input mixture; "
+            "PESQ as MOS-LQO, STOI 0 to 1):\n\n"
             "| metric | value |\n|---|---|\n"
             + "\n".join(
                 f"| {key} | {value:.2f} |"

@@ -22,7 +22,12 @@ from speechbrain.utils.distributed import (
     is_distributed_initialized,
 )
 
-from gmsep.evaluation.metrics import METRIC_NAMES, separation_metrics
+from gmsep.evaluation.metrics import (
+    METRIC_NAMES,
+    PERCEPTUAL_NAMES,
+    perceptual_metrics,
+    separation_metrics,
+)
 from gmsep.evaluation.results import average_results, write_results
 from gmsep.losses import evaluation_objectives, weighted_objectives
 from gmsep.training.config_checks import accumulation_scales
@@ -55,9 +60,10 @@ class NoiseRobustSeparationBrain(sb.Brain):
     and ``save_folder`` (for ``test_results.csv``); optionally ``condition``
     ("noisy", the default, or "clean"), ``se_weight_decay`` ("constant",
     the paper's, or "linear": the SE loss's weight falls linearly from its
-    value to 0 over training) and ``gm_params`` ("encoder_enhancer", the
+    value to 0 over training), ``gm_params`` ("encoder_enhancer", the
     paper's, or "enhancer": GM on the EnhanceNet only, the Encoder gets the
-    plain sum of both gradients).
+    plain sum of both gradients) and ``test_pesq``, ``test_stoi`` (PESQ and
+    STOI in the test stage; computed when absent).
 
     SpeechBrain's ``--grad_accumulation_factor`` k makes one optimizer step
     of k batches, equal to one step on a batch k times larger (see
@@ -445,7 +451,25 @@ class NoiseRobustSeparationBrain(sb.Brain):
                 sources[i, :length],
                 mix[i, :length],
             )
-            self.test_metrics.append({"snt_id": snt_id, **metrics})
+            values, undefined = perceptual_metrics(
+                output.est_sources[i, :length].float(),
+                sources[i, :length],
+                self.hparams.sample_rate,
+                self.perceptual_names,
+            )
+            for reason in undefined.values():
+                logger.warning(f"{snt_id}: {reason}; left out of its average")
+            self.test_metrics.append({"snt_id": snt_id, **metrics, **values})
+
+    @property
+    def perceptual_names(self):
+        """The perceptual metrics of the test stage (``test_pesq``,
+        ``test_stoi``)."""
+        return [
+            name
+            for name in PERCEPTUAL_NAMES
+            if getattr(self.hparams, f"test_{name}", True)
+        ]
 
     def on_stage_start(self, stage, epoch=None):
         """Resets the GM statistics (train), the count of evaluated batches
@@ -515,10 +539,14 @@ class NoiseRobustSeparationBrain(sb.Brain):
         test set, then the averages) and returns the averages."""
         rows = gather_in_item_order(self.test_metrics)
         self.test_results = rows
-        averages = average_results(rows, METRIC_NAMES)
+        names = [*METRIC_NAMES, *self.perceptual_names]
+        # PESQ and STOI are undefined on some utterances (too short)
+        averages = average_results(
+            rows, names, defined_only=self.perceptual_names
+        )
         if if_main_process():
             path = os.path.join(self.hparams.output_folder, "test_results.csv")
-            write_results(path, rows, "snt_id", METRIC_NAMES, averages)
+            write_results(path, rows, "snt_id", names, averages)
             logger.info(f"Per-utterance test results written to {path}")
         return averages
 

@@ -15,6 +15,7 @@ import torch
 from hyperpyyaml import resolve_references
 
 from gmsep.data.columns import count_source_columns
+from gmsep.evaluation.metrics import PERCEPTUAL_NAMES, missing_packages
 from gmsep.gradient_modulation import GradientModulation
 from gmsep.losses import EnhancedFeatureMSE
 
@@ -378,6 +379,13 @@ def check_config(hparams, run_opts=None):
             "ckpt_interval_minutes and ckpt_interval_steps: only one may be "
             f"positive, got {intervals}; set the other to 0"
         )
+    for name in PERCEPTUAL_NAMES:
+        if hparams.get(f"test_{name}", True):
+            for package in missing_packages([name]):
+                raise ConfigError(
+                    f"test_{name}: True, but the {package} package is not "
+                    f"installed (pip install {package}); or --test_{name} False"
+                )
     data_folder = hparams.get("data_folder")
     if data_folder is not None and not os.path.isdir(data_folder):
         raise ConfigError(
