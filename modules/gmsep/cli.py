@@ -561,7 +561,11 @@ def evaluate(args):
         pesq_mode,
         separation_metrics,
     )
-    from gmsep.evaluation.plots import plot_histogram, plot_spectrograms
+    from gmsep.evaluation.plots import (
+        displayed_signals,
+        plot_histogram,
+        plot_spectrograms,
+    )
     from gmsep.evaluation.results import average_results, write_results
 
     check_device(args.device)
@@ -636,17 +640,14 @@ def evaluate(args):
         ]
         results.append(result)
         if i < len(plotted):
-            signals = [("noisy mixture", mix[0])]
+            enhanced = None
             if model.has_enhancer:
-                signals.append(
-                    ("enhanced mixture", model.enhance_long(mix, *chunking)[0])
+                enhanced = model.enhance_long(mix, *chunking)[0]
+            signals = [
+                (label, signal)
+                for _, label, signal in displayed_signals(
+                    mix[0], refs, est, enhanced
                 )
-            signals += [
-                (f"estimate s{s + 1}", est[:, s]) for s in range(model.num_spks)
-            ]
-            signals += [
-                (f"reference s{s + 1}", refs[:, s])
-                for s in range(model.num_spks)
             ]
             plot_dir.mkdir(exist_ok=True)
             with staged_files([plot_dir / f"{row[ID]}.png"]) as (picture,):
