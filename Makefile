@@ -4,7 +4,7 @@ SETUP := .venv/.gmsep-setup
 DEMO_DATA := data/demo
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo test lint bench ablation clean-demo
+.PHONY: setup demo test lint bench ablation clean-demo report-screenshot
 
 setup: $(SETUP)
 
@@ -41,6 +41,14 @@ BENCH_ALLOCATOR := glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=687194767
 
 bench: $(SETUP)
 	GLIBC_TUNABLES=$(BENCH_ALLOCATOR) $(PY) benchmarks/run.py
+
+# The listening report of the demo model on the demo test set, and the
+# screenshot of it that the README shows (after `make demo`).
+REPORT_MODEL := pretrained/demo
+REPORT_OUT := results/demo/evaluation
+report-screenshot: $(SETUP)
+	$(PY) -m gmsep evaluate --model $(REPORT_MODEL) --csv results/demo/1234/save/libri2mix_test.csv --out $(REPORT_OUT) --plots 3 --overwrite
+	$(PY) tools/screenshot.py $(REPORT_OUT)/report/report.html docs/report.png
 
 clean-demo:
 	rm -rf $(DEMO_DATA) results/demo

@@ -1100,6 +1100,45 @@ CLI_CASES = [
         ),
     ),
     Case(
+        "evaluate_report_exists",
+        ev("good"),
+        Error("report: exists; use --overwrite"),
+        setup=lambda ws, d, mp: (
+            (d / "eval" / "report").mkdir(parents=True),
+            (d / "eval" / "report" / "report.html").write_text("earlier\n"),
+        ),
+    ),
+    Case(
+        "evaluate_report_holds_other_files",
+        ev("good", extra=["--overwrite"]),
+        Error("report: holds notes.txt, which this command does not write"),
+        setup=lambda ws, d, mp: (
+            (d / "eval" / "report").mkdir(parents=True),
+            (d / "eval" / "report" / "notes.txt").write_text("mine\n"),
+        ),
+    ),
+    Case(
+        "evaluate_report_is_a_file",
+        ev("good", extra=["--overwrite"]),
+        Error("report: exists and is not a folder"),
+        setup=lambda ws, d, mp: (
+            (d / "eval").mkdir(),
+            (d / "eval" / "report").write_text("mine\n"),
+        ),
+    ),
+    Case(
+        "evaluate_input_in_the_report",
+        ev(
+            lambda ws, d: d / "eval" / "report" / "test.csv",
+            extra=["--overwrite"],
+        ),
+        Error("test.csv: an input of this command lies in"),
+        setup=lambda ws, d, mp: (
+            (d / "eval" / "report").mkdir(parents=True),
+            shutil.copy(ws.csv["good"], d / "eval" / "report" / "test.csv"),
+        ),
+    ),
+    Case(
         "evaluate_out_is_a_file",
         ev("good", out=lambda ws, d: ws.notes),
         Error("notes.txt: --out exists and is not a folder"),

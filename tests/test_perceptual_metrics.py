@@ -239,4 +239,4 @@ def test_evaluate_scores_pesq_and_stoi_unless_switched_off(tmp_path, capsys):
     argv += ["--no-pesq", "--no-stoi", "--overwrite"]
     assert main([*argv, "--out", str(tmp_path / "none")]) == 0
     header = (tmp_path / "none" / "metrics.csv").read_text().splitlines()[0]
-    assert header == "ID,sdr,sdr_i,si-snr,si-snr_i"
+    assert header == "ID,sdr,sdr_i,si-snr,si-snr_i,input_snr"

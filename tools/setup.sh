@@ -28,5 +28,16 @@ echo "setup: installing requirements"
 pip -r requirements.txt "pytest>=8" "ruff>=0.6"
 pip --no-deps -e .
 "$venv/bin/python" tools/fix_torchaudio.py
+# Headless Chromium, for the browser test of the evaluation report
+# (tests/test_report.py) and `make report-screenshot`: a Debian package,
+# installed only where it is missing and apt-get is there. Setup goes on
+# without it (those tests are then skipped, saying why).
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing chromium (apt-get)"
+    as_root=""
+    [ "$(id -u)" = 0 ] || as_root="sudo -n"
+    { $as_root apt-get update -q && $as_root apt-get install -y -q chromium; } \
+        || echo "setup: chromium could not be installed; the report's browser tests will be skipped"
+fi
 touch "$venv/.gmsep-setup"
 echo "setup: done ($venv)"

@@ -45,8 +45,10 @@ from gmsep.data.columns import (
 from gmsep.data.outputs import (
     OutputError,
     check_output_folder,
+    check_replaceable_folder,
     refuse_inputs,
     staged_files,
+    staged_folder,
     write_text,
 )
 
@@ -551,21 +553,12 @@ def undefined_metrics(mix, refs, sample_rate):
 
 
 def evaluate(args):
-    """``gmsep evaluate``: per-utterance metrics, summary, pictures."""
-    import torch
-    from tqdm import tqdm
-
+    """``gmsep evaluate``: per-utterance metrics, summary, pictures and the
+    listening report."""
     from gmsep.data.audio import DataError
-    from gmsep.evaluation.metrics import (
-        perceptual_metrics,
-        pesq_mode,
-        separation_metrics,
-    )
-    from gmsep.evaluation.plots import (
-        displayed_signals,
-        plot_histogram,
-        plot_spectrograms,
-    )
+    from gmsep.evaluation.metrics import pesq_mode
+    from gmsep.evaluation.plots import plot_histogram
+    from gmsep.evaluation.report import REPORT, is_report_file, write_report
     from gmsep.evaluation.results import average_results, write_results
 
     check_device(args.device)
@@ -578,7 +571,7 @@ def evaluate(args):
         "summary": out / "summary.json",
         "histogram": out / "si-snr_i_histogram.png",
     }
-    plot_dir = out / "spectrograms"
+    plot_dir, report_dir = out / "spectrograms", out / "report"
     plotted = rows[: args.plots]
     outputs = [
         *files.values(),
@@ -590,6 +583,7 @@ def evaluate(args):
     ]
     refuse_inputs(outputs, inputs)
     check_free(outputs, args.overwrite)
+    check_replaceable_folder(report_dir, is_report_file, args.overwrite, inputs)
     perceptual = perceptual_names(args)
     model = load_model(args.model, args)
     chunk_settings(model, args)
@@ -600,8 +594,100 @@ def evaluate(args):
             f"{', '.join(source_columns(model.num_spks))})"
         )
     out.mkdir(parents=True, exist_ok=True)
+    # the report is moved in once every other output is written
+    with staged_folder(report_dir) as report:
+        scored = score_utterances(
+            model, rows, args, perceptual, plot_dir, len(plotted), report
+        )
+        results, excluded, unscored, listened = scored
+        for entry in excluded:
+            logging.warning(
+                "%s: excluded, its metrics are undefined (%s)",
+                entry[ID],
+                entry["reason"],
+            )
+        for entry in unscored:
+            logging.warning(
+                "%s: %s; left out of the %s mean",
+                entry[ID],
+                entry["reason"],
+                entry["metric"],
+            )
+        if not results:
+            raise DataError(
+                f"{csv_path}: no utterance has defined metrics "
+                f"({len(excluded)} excluded, see the warnings above)"
+            )
+        names = [name for name in results[0] if name not in (ID, "input_snr")]
+        write_results(files["metrics"], results, ID, [*names, "input_snr"])
+        means = average_results(results, names, defined_only=perceptual)
+        summary = {
+            "model": str(Path(args.model).resolve()),
+            "csv": str(csv_path.resolve()),
+            "count": len(results),
+            # null: undefined on every utterance
+            "means": {
+                k: v if math.isfinite(v) else None for k, v in means.items()
+            },
+            "scored": {
+                name: sum(math.isfinite(r[name]) for r in results)
+                for name in perceptual
+            },
+            "pesq_mode": pesq_mode(model.sample_rate)[0]
+            if "pesq" in perceptual
+            else None,
+            "excluded": excluded,
+            "unscored": unscored,
+        }
+        write_text(files["summary"], json.dumps(summary, indent=2) + "\n")
+        with staged_files([files["histogram"]]) as (picture,):
+            plot_histogram(
+                picture,
+                [r["si-snr_i"] for r in results],
+                "SI-SNRi (dB)",
+                title=f"SI-SNRi over {len(results)} utterances of "
+                f"{csv_path.name}",
+            )
+        title = f"model {Path(args.model).name}, test set {csv_path.name}"
+        write_report(report, title, summary, results, listened)
+    say(
+        args,
+        f"{len(results)} utterances: "
+        + ", ".join(f"{name} {value:.2f}" for name, value in means.items())
+        + (f" ({len(excluded)} excluded)" if excluded else "")
+        + "".join(
+            f"; {name} undefined on {len(results) - n}"
+            for name, n in summary["scored"].items()
+            if n < len(results)
+        )
+        + f"; results in {out}, listening report {report_dir / REPORT}",
+    )
+    return 0
 
-    results, excluded, unscored = [], [], []
+
+def score_utterances(model, rows, args, perceptual, plot_dir, plots, report):
+    """Separates and scores every row; the first ``plots`` scored ones get
+    a spectrogram picture and a place in the report.
+
+    Returns
+    -------
+    results : list of dict
+        One per scored utterance: ID, metrics, ``input_snr``.
+    excluded, unscored : list of dict
+        Utterances left out (ID, reason), metrics left out (ID, metric,
+        reason).
+    listened : dict
+        ID -> its files in the report (:func:`write_listening`).
+    """
+    import torch
+    from tqdm import tqdm
+
+    from gmsep.evaluation.metrics import perceptual_metrics, separation_metrics
+    from gmsep.evaluation.plots import displayed_signals, plot_spectrograms
+    from gmsep.evaluation.report import input_snr, write_listening
+
+    results, excluded, unscored, listened = [], [], [], {}
+    chunking = (args.chunk_seconds, args.overlap_seconds)
     for i, row in enumerate(
         tqdm(rows, desc="utterances", unit="utt", disable=args.quiet)
     ):
@@ -618,7 +704,6 @@ def evaluate(args):
         if reason is not None:
             excluded.append({ID: row[ID], "reason": reason})
             continue
-        chunking = (args.chunk_seconds, args.overlap_seconds)
         est = model.separate_long(mix, *chunking)[0]  # T, S
         result = {ID: row[ID], **separation_metrics(est, refs, mix[0])}
         undefined = [
@@ -634,88 +719,30 @@ def evaluate(args):
             est, refs, model.sample_rate, perceptual
         )
         result.update(values)
+        result["input_snr"] = input_snr(mix[0], refs)
         unscored += [
             {ID: row[ID], "metric": name, "reason": reason}
             for name, reason in reasons.items()
         ]
         results.append(result)
-        if i < len(plotted):
-            enhanced = None
-            if model.has_enhancer:
-                enhanced = model.enhance_long(mix, *chunking)[0]
-            signals = [
-                (label, signal)
-                for _, label, signal in displayed_signals(
-                    mix[0], refs, est, enhanced
-                )
-            ]
-            plot_dir.mkdir(exist_ok=True)
-            with staged_files([plot_dir / f"{row[ID]}.png"]) as (picture,):
-                plot_spectrograms(
-                    picture,
-                    signals,
-                    model.sample_rate,
-                    title=f"{row[ID]}: SI-SNRi {result['si-snr_i']:.2f} dB",
-                )
-
-    for entry in excluded:
-        logging.warning(
-            "%s: excluded, its metrics are undefined (%s)",
-            entry[ID],
-            entry["reason"],
+        if i >= plots:
+            continue
+        enhanced = None
+        if model.has_enhancer:
+            enhanced = model.enhance_long(mix, *chunking)[0]
+        signals = displayed_signals(mix[0], refs, est, enhanced)
+        plot_dir.mkdir(exist_ok=True)
+        with staged_files([plot_dir / f"{row[ID]}.png"]) as (picture,):
+            plot_spectrograms(
+                picture,
+                [(label, signal) for _, label, signal in signals],
+                model.sample_rate,
+                title=f"{row[ID]}: SI-SNRi {result['si-snr_i']:.2f} dB",
+            )
+        listened[row[ID]] = write_listening(
+            report, len(listened), signals, model.sample_rate
         )
-    for entry in unscored:
-        logging.warning(
-            "%s: %s; left out of the %s mean",
-            entry[ID],
-            entry["reason"],
-            entry["metric"],
-        )
-    if not results:
-        raise DataError(
-            f"{csv_path}: no utterance has defined metrics ({len(excluded)} "
-            "excluded, see the warnings above)"
-        )
-    names = [name for name in results[0] if name != "ID"]
-    write_results(files["metrics"], results, "ID", names)
-    means = average_results(results, names, defined_only=perceptual)
-    summary = {
-        "model": str(Path(args.model).resolve()),
-        "csv": str(csv_path.resolve()),
-        "count": len(results),
-        # null: undefined on every utterance
-        "means": {k: v if math.isfinite(v) else None for k, v in means.items()},
-        "scored": {
-            name: sum(math.isfinite(r[name]) for r in results)
-            for name in perceptual
-        },
-        "pesq_mode": pesq_mode(model.sample_rate)[0]
-        if "pesq" in perceptual
-        else None,
-        "excluded": excluded,
-        "unscored": unscored,
-    }
-    write_text(files["summary"], json.dumps(summary, indent=2) + "\n")
-    with staged_files([files["histogram"]]) as (picture,):
-        plot_histogram(
-            picture,
-            [r["si-snr_i"] for r in results],
-            "SI-SNRi (dB)",
-            title=f"SI-SNRi over {len(results)} utterances of {csv_path.name}",
-        )
-    say(
-        args,
-        f"{len(results)} utterances: "
-        + ", ".join(f"{name} {value:.2f}" for name, value in means.items())
-        + (f" ({len(excluded)} excluded)" if excluded else "")
-        + "".join(
-            f"; {name} undefined on {len(results) - n}"
-            for name, n in summary["scored"].items()
-            if n < len(results)
-        )
-        + f"; results in {out}",
-    )
-    return 0
+    return results, excluded, unscored, listened
 
 
 def export(args):
@@ -895,7 +922,8 @@ def build_parser():
         "--plots",
         type=count(0),
         default=3,
-        help="spectrogram pictures for the first K utterances (default: 3)",
+        help="spectrogram pictures and a place in the listening report "
+        "(report/report.html) for the first K utterances (default: 3)",
     )
     ev.add_argument(
         "--no-pesq",

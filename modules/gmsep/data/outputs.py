@@ -19,6 +19,7 @@ Example
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -188,3 +189,99 @@ def write_text(path, text):
     """
     with staged_files([path]) as (temporary,):
         temporary.write_text(text, encoding="utf-8")
+
+
+def check_replaceable_folder(folder, is_own, overwrite, inputs=()):
+    """Checks that a folder a command writes as a whole may be written.
+
+    Arguments
+    ---------
+    folder : pathlib.Path
+        The folder (e.g. a report); it need not exist.
+    is_own : callable
+        Takes a file's path relative to folder; whether the command writes
+        such a file.
+    overwrite : bool
+        ``--overwrite``: an existing folder holding only such files is
+        replaced.
+    inputs : iterable of str or os.PathLike
+        The command's inputs: none may lie in the folder.
+
+    Raises
+    ------
+    OutputError
+        When folder exists without overwrite, holds a file the command
+        does not write, is not a folder, or holds an input.
+
+    Example
+    -------
+    >>> folder = getfixture("tmp_path") / "report"
+    >>> folder.mkdir()
+    >>> _ = (folder / "notes.txt").write_text("mine")
+    >>> check_replaceable_folder(folder, lambda p: p.suffix == ".html", True)
+    Traceback (most recent call last):
+    ...
+    gmsep.data.outputs.OutputError: ...report: holds notes.txt, which this command does not write; move it or choose another --out
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise OutputError(f"{folder}: exists and is not a folder")
+    if not overwrite:
+        raise OutputError(f"{folder}: exists; use --overwrite to replace")
+    for path in inputs:
+        if is_folder_or_above(folder, path):
+            raise OutputError(
+                f"{path}: an input of this command lies in {folder}, which "
+                "it would replace; choose another --out"
+            )
+    for path in sorted(folder.rglob("*")):
+        if path.is_dir():
+            continue
+        relative = path.relative_to(folder)
+        if not is_own(relative):
+            raise OutputError(
+                f"{folder}: holds {relative}, which this command does not "
+                "write; move it or choose another --out"
+            )
+
+
+@contextlib.contextmanager
+def staged_folder(target):
+    """Yields a new empty folder next to target; when the block completes
+    it replaces target (an earlier one is removed), when it fails it is
+    removed.
+
+    Example
+    -------
+    >>> target = getfixture("tmp_path") / "report"
+    >>> with staged_folder(target) as folder:
+    ...     _ = (folder / "a.html").write_text("new")
+    >>> [path.name for path in target.iterdir()]
+    ['a.html']
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(
+        tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.")
+    )
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o777 & ~umask)  # mkdtemp's 0700 hides it
+    try:
+        yield temporary
+        if target.exists():
+            # a folder cannot be renamed over a non-empty one: the earlier
+            # one moves aside first, then goes
+            old = Path(
+                tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.")
+            )
+            os.replace(target, old / target.name)
+            os.replace(temporary, target)
+            shutil.rmtree(old)
+        else:
+            os.replace(temporary, target)
+    finally:
+        if temporary.exists():
+            shutil.rmtree(temporary)
