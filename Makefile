@@ -45,9 +45,10 @@ bench: $(SETUP)
 # The listening report of the demo model on the demo test set, and the
 # screenshot of it that the README shows (after `make demo`).
 REPORT_MODEL := pretrained/demo
+REPORT_CSV := results/demo/1234/save/libri2mix_test.csv
 REPORT_OUT := results/demo/evaluation
 report-screenshot: $(SETUP)
-	$(PY) -m gmsep evaluate --model $(REPORT_MODEL) --csv results/demo/1234/save/libri2mix_test.csv --out $(REPORT_OUT) --plots 3 --overwrite
+	$(PY) -m gmsep evaluate --model $(REPORT_MODEL) --csv $(REPORT_CSV) --out $(REPORT_OUT) --plots 3 --overwrite
 	$(PY) tools/screenshot.py $(REPORT_OUT)/report/report.html docs/report.png
 
 clean-demo:
