@@ -503,11 +503,9 @@ class NoiseRobustSeparationBrain(sb.Brain):
             stage_loss = mean_over_processes(stage_loss, batches, self.device)
         stage_stats = {"si-snr": stage_loss}
         if stage == sb.Stage.TRAIN:
-            start_time, start_step = self.stage_start
-            steps = max(1, self.step - start_step)
             self.train_stats = {
                 **stage_stats,
-                "seconds_per_step": (time.perf_counter() - start_time) / steps,
+                **self._seconds_per_step(),
                 **self.hparams.gradient_modulation.stats(),
                 **{f"skipped_{k}": v for k, v in self.skipped_batches.items()},
             }
@@ -533,6 +531,16 @@ class NoiseRobustSeparationBrain(sb.Brain):
                 stats_meta={"Epoch loaded": self.hparams.epoch_counter.current},
                 test_stats={**stage_stats, **self.test_averages},
             )
+
+    def _seconds_per_step(self):
+        """The training epoch's wall seconds per optimizer step, as a stat
+        (none when the epoch did not start through ``on_stage_start``)."""
+        if getattr(self, "stage_start", None) is None:
+            return {}
+        start_time, start_step = self.stage_start
+        self.stage_start = None
+        steps = max(1, self.step - start_step)
+        return {"seconds_per_step": (time.perf_counter() - start_time) / steps}
 
     def write_test_results(self):
         """Writes ``test_results.csv`` (one row per utterance of the whole
