@@ -1021,6 +1021,61 @@ CLI_CASES = [
         Works(in_current_folder),
         setup=cwd_is(lambda ws, d: d),
     ),
+    Case(
+        "separate_report_exists",
+        sep("good.wav", extra=["--report"]),
+        Error("report: exists; use --overwrite"),
+        setup=lambda ws, d, mp: (
+            (d / "out" / "report").mkdir(parents=True),
+            (d / "out" / "report" / "report.html").write_text("earlier\n"),
+        ),
+    ),
+    Case(
+        "separate_report_holds_other_files",
+        sep("good.wav", extra=["--report", "--overwrite"]),
+        Error("report: holds notes.txt, which this command does not write"),
+        setup=lambda ws, d, mp: (
+            (d / "out" / "report").mkdir(parents=True),
+            (d / "out" / "report" / "notes.txt").write_text("mine\n"),
+        ),
+    ),
+    Case(
+        "separate_input_in_the_report",
+        lambda ws, d: [
+            "separate",
+            d / "out" / "report" / "mine.wav",
+            *["--model", ws.model, "--out", d / "out"],
+            *["--report", "--overwrite"],
+        ],
+        Error("mine.wav: an input of this command lies in"),
+        setup=lambda ws, d, mp: (
+            (d / "out" / "report").mkdir(parents=True),
+            shutil.copy(ws.audio / "a.wav", d / "out" / "report" / "mine.wav"),
+        ),
+    ),
+    Case(
+        "separate_outputs_into_the_report",
+        lambda ws, d: [
+            "separate",
+            d / "talks",  # holds talks/report/x.wav: out/report/x_s1.wav
+            *["--model", ws.model, "--out", d / "out", "--report"],
+        ],
+        Error("x.wav: its outputs would go into", "--report replaces whole"),
+        setup=lambda ws, d, mp: (
+            (d / "talks" / "report").mkdir(parents=True),
+            shutil.copy(ws.audio / "a.wav", d / "talks" / "report" / "x.wav"),
+        ),
+    ),
+    Case(
+        "separate_plots_without_report",
+        sep("good.wav", extra=["--plots", "2"]),
+        Error("--plots: only with --report"),
+    ),
+    Case(
+        "separate_plots_negative",
+        sep("good.wav", extra=["--report", "--plots", "-1"]),
+        Error("--plots"),
+    ),
     # -- evaluate ------------------------------------------------------------------------
     Case("evaluate_good", ev("good"), Works(evaluation_summary(2))),
     Case(

@@ -1,7 +1,7 @@
-"""The listening report of `gmsep evaluate` (gmsep.evaluation.report): its
-folder on disk, and the page as headless Chromium shows it: the tables
-rendered, sorting by a heading, every audio player loading and playing its
-file with the right duration."""
+"""The listening reports of `gmsep evaluate` and `gmsep separate --report`
+(gmsep.evaluation.report): the folder on disk, and the page as headless
+Chromium shows it: the tables rendered, sorting by a heading, every audio
+player loading and playing its file with the right duration."""
 
 import csv
 import json
@@ -49,6 +49,7 @@ def evaluation(tmp_path_factory):
         metrics = list(csv.DictReader(fin))
     return {
         "root": root,
+        "model": model,
         "argv": argv,
         "report": root / "eval" / "report",
         "metrics": metrics,
@@ -134,9 +135,9 @@ CHECK = """(async () => {
 })()"""
 
 
-def open_in_chromium(page):
+def open_in_chromium(page, table="utterances"):
     with Browser(page.as_uri()) as browser:
-        return browser.evaluate(CHECK)
+        return browser.evaluate(CHECK.replace("#utterances", f"#{table}"))
 
 
 needs_chromium = pytest.mark.skipif(
@@ -219,3 +220,85 @@ def test_the_report_is_replaced_whole_or_not_at_all(evaluation, capsys):
     assert summary["count"] == len(LENGTHS)
     # nothing staged is left beside it
     assert not [p for p in report.parent.iterdir() if p.name.startswith(".")]
+
+
+SEPARATED = [1.2, 0.6, 0.9]  # seconds, 8 kHz recordings without references
+SEPARATION_SIGNALS = ["mix", "enhanced", "est1", "est2"]
+
+
+@pytest.fixture(scope="module")
+def separation(evaluation):
+    root = evaluation["root"] / "recordings"
+    root.mkdir()
+    mixes = [item["mix_sig"] for item in speech_items(SEPARATED)]
+    paths = [root / f"talk{i}.wav" for i in range(len(mixes))]
+    for path, mix in zip(paths, mixes, strict=True):
+        sf.write(path, mix.numpy(), 8000)
+    out = evaluation["root"] / "separated"
+    argv = ["separate", *map(str, paths), "--model", str(evaluation["model"])]
+    argv += ["--out", str(out), "--report"]
+    assert main([*argv, "--plots", "2"]) == 0
+    return {"argv": argv, "paths": paths, "report": out / "report"}
+
+
+@needs_chromium
+def test_the_separation_page_in_chromium(separation):
+    report = separation["report"]
+    page = (report / "report.html").read_text()
+    assert "No metrics" in page and "SI-SNR" not in page
+    shown = open_in_chromium(report / "report.html", "recordings")
+    names = [str(path) for path in separation["paths"]]
+    assert shown["headings"] == [
+        "recording",
+        "duration (s)",
+        "time (s)",
+        "real-time factor",
+    ]
+    assert shown["initial"] == names
+    up, down = shown["sorted"]["duration (s)"]
+    by_length = sorted(zip(SEPARATED, names, strict=True))
+    assert up == [name for _, name in by_length] == down[::-1]
+    assert (
+        dict(shown["summary"])["recordings"]
+        == "3 (3 done, 0 skipped, 0 failed)"
+    )
+    # the first two listened to: every picture and player loads
+    assert len(shown["images"]) == 2 * len(SEPARATION_SIGNALS)
+    assert all(complete and width > 0 for _, complete, width in shown["images"])
+    assert len(shown["audio"]) == 2 * len(SEPARATION_SIGNALS)
+    for i, audio in enumerate(shown["audio"]):
+        seconds = SEPARATED[i // len(SEPARATION_SIGNALS)]
+        key = SEPARATION_SIGNALS[i % len(SEPARATION_SIGNALS)]
+        assert (
+            audio["src"]
+            == f"audio/u{i // len(SEPARATION_SIGNALS) + 1:03d}/{key}.wav"
+        )
+        assert audio["error"] is None, audio
+        assert audio["duration"] == pytest.approx(seconds, abs=1e-3), audio
+        assert audio["played"] > 0, audio
+
+
+def test_the_separation_report_plays_the_written_files(separation):
+    """Estimates at their written level (peak 0.99), the folder replaced
+    whole on --overwrite, skipped recordings listed without a time."""
+    report, argv = separation["report"], separation["argv"]
+    copy = sf.read(report / "audio" / "u001" / "est1.wav")[0]
+    written = sf.read(report.parent / "talk0_s1.wav")[0]
+    assert abs(copy).max() == pytest.approx(abs(written).max(), abs=1e-3)
+    assert abs(copy - written).max() < 1e-3
+    assert main(argv) == 2  # the report exists
+    assert main([*argv, "--overwrite", "--plots", "0"]) == 0
+    assert not (report / "audio").exists()
+    page = (report / "report.html").read_text()
+    assert "No recording listed (--plots 0)" in page
+    # outputs exist, no report: each recording skipped, listed, listened
+    shutil.rmtree(report)
+    assert main(argv) == 0  # no --plots: all of them
+    shown = (report / "report.html").read_text()
+    assert "3 (0 done, 3 skipped, 0 failed)" in shown
+    assert shown.count('data-value="nan">n/a</td>') == 2 * len(SEPARATED)
+    assert sorted(p.name for p in (report / "audio").iterdir()) == [
+        "u001",
+        "u002",
+        "u003",
+    ]

@@ -262,6 +262,7 @@ def separate(args):
     recordings = find_inputs(args.inputs, exclude=out)
     infos = check_inputs([recording.path for recording in recordings])
     check_unique_stems(recordings)
+    report_dir = check_report(args, out, recordings)
     model = load_model(args.model, args)
     tasks = separation_tasks(model, args)
     chunk_settings(model, args)
@@ -315,8 +316,12 @@ def separate(args):
             continue
         elapsed = time.perf_counter() - start
         results.append((recording, "done", elapsed, info.duration, ""))
+    if report_dir is not None:
+        write_report_of_separation(report_dir, model, args, results, tasks, out)
     if not args.quiet:
         print(summary_table(results, out))
+    if report_dir is not None:
+        say(args, f"listening report {report_dir / 'report.html'}")
     failed = sum(status == "failed" for _, status, *_ in results)
     if failed:
         raise UsageError(
@@ -324,6 +329,96 @@ def separate(args):
             "run the same command again to retry them: the others are skipped"
         )
     return 0
+
+
+def check_report(args, out, recordings):
+    """``separate --report``: its folder (None without --report), checked
+    like evaluate's before any work."""
+    from gmsep.evaluation.report import is_report_file
+
+    if not getattr(args, "report", False):
+        if getattr(args, "plots", None) is not None:
+            raise UsageError("--plots: only with --report")
+        return None
+    report_dir = out / "report"
+    for recording in recordings:  # the report replaces its folder whole
+        if (
+            recording.stem.parts[0] == report_dir.name
+            and len(recording.stem.parts) > 1
+        ):
+            raise OutputError(
+                f"{recording.path}: its outputs would go into {report_dir}, "
+                "which --report replaces whole; choose another --out"
+            )
+    inputs = [recording.path for recording in recordings]
+    check_replaceable_folder(report_dir, is_report_file, args.overwrite, inputs)
+    return report_dir
+
+
+def write_report_of_separation(report_dir, model, args, results, tasks, out):
+    """``report/report.html`` of ``separate --report``: every recording in
+    the table, the first --plots with outputs (all by default) listened to:
+    the mixture, the enhanced mixture (models with an EnhanceNet) and the
+    estimates as written, at the recording's rate."""
+    from gmsep.data.audio import read_audio
+    from gmsep.evaluation.report import write_listening, write_separation_report
+
+    rows, listened = [], {}
+    plots = len(results) if args.plots is None else args.plots
+    with staged_folder(report_dir) as report:
+        for recording, status, seconds, duration, _ in results:
+            name = str(recording.path)
+            timed = seconds if status == "done" else None
+            rows.append(
+                {
+                    "recording": name,
+                    "duration": duration,
+                    "seconds": timed,
+                    "rtf": None if timed is None else timed / duration,
+                    "status": status,
+                }
+            )
+            if status == "failed" or len(listened) >= plots:
+                continue
+            mix, rate = read_audio(recording.path, 0)  # T
+            signals = [("mix", "mixture (input)", mix)]
+            files = [
+                path
+                for task in tasks
+                for path in output_files(out, recording, task)
+            ]
+            enhanced = [
+                path for path in files if path.stem.endswith("_enhanced")
+            ]
+            if model.has_enhancer and not enhanced:
+                # not written: as --enhanced would write it
+                signal = model.enhance_file(
+                    recording.path,
+                    chunk_seconds=args.chunk_seconds,
+                    overlap_seconds=args.overlap_seconds,
+                    resample_back=True,
+                    normalize=args.normalize,
+                )[0]
+                signals.append(("enhanced", "enhanced mixture", signal))
+            for path in enhanced:
+                signals.append(
+                    (
+                        "enhanced",
+                        f"enhanced mixture ({path.name})",
+                        read_audio(path, 0)[0],
+                    )
+                )
+            estimates = [path for path in files if path not in enhanced]
+            for i, path in enumerate(estimates):
+                signal = read_audio(path, 0)[0]
+                signals.append(
+                    (f"est{i + 1}", f"estimate s{i + 1} ({path.name})", signal)
+                )
+            listened[name] = write_listening(
+                report, len(listened), signals, rate
+            )
+        title = f"model {Path(args.model).name}, {len(rows)} recording(s)"
+        write_separation_report(report, title, rows, listened)
 
 
 class Task(collections.namedtuple("Task", "method suffixes")):
@@ -896,6 +991,19 @@ def build_parser():
         "--enhanced",
         action="store_true",
         help="also write the denoised mixture (<stem>_enhanced.wav)",
+    )
+    sep.add_argument(
+        "--report",
+        action="store_true",
+        help="also write a listening report (report/report.html below "
+        "--out): players and spectrograms, no metrics",
+    )
+    sep.add_argument(
+        "--plots",
+        type=count(0),
+        default=None,
+        help="with --report: players and spectrograms for the first K "
+        "recordings (default: all)",
     )
     enh = commands.add_parser(
         "enhance",

@@ -15,7 +15,8 @@ be copied anywhere::
         img/u001/mix.jpg, ...
         img/si-snr_i_histogram.png, img/si-snr_i_vs_input_snr.png
 
-The audio copies are 16-bit WAV at the model's rate; the signals of one
+The audio copies are 16-bit WAV at the model's rate (``gmsep separate
+--report``: at the recording's, no references, no figures); the signals of one
 utterance are scaled down together if any would clip. The caller writes
 into a staged folder (:func:`gmsep.data.outputs.staged_folder`).
 
@@ -49,6 +50,12 @@ COLUMNS = (
     ("sdr", "SDR (dB)", "{:.2f}"),
     ("pesq", "PESQ", "{:.2f}"),
     ("stoi", "STOI", "{:.3f}"),
+)
+# The columns of the recordings table of ``gmsep separate --report``.
+RECORDING_COLUMNS = (
+    ("duration", "duration (s)", "{:.2f}"),
+    ("seconds", "time (s)", "{:.2f}"),
+    ("rtf", "real-time factor", "{:.3f}"),
 )
 SUMMARY = (
     ("si-snr_i", "mean SI-SNRi (dB)", "{:.2f}"),
@@ -189,9 +196,11 @@ def _summary_rows(summary, results):
     )
 
 
-def _table(results, listened, id_column):
-    columns = [c for c in COLUMNS if c[0] in results[0]]
-    head = '<th data-type="text" aria-sort="none">ID</th>' + "".join(
+def _table(results, listened, id_column, columns=COLUMNS, table="utterances"):
+    columns = [c for c in columns if c[0] in results[0]]
+    head = (
+        f'<th data-type="text" aria-sort="none">{html.escape(id_column)}</th>'
+    ) + "".join(
         f'<th data-type="number">{html.escape(label)}</th>'
         for _, label, _ in columns
     )
@@ -206,20 +215,29 @@ def _table(results, listened, id_column):
             f'<tr><td data-value="{html.escape(name)}">{shown}</td>{cells}</tr>'
         )
     return (
-        '<table id="utterances" class="sortable">\n'
+        f'<table id="{table}" class="sortable">\n'
         f"<thead><tr>{head}</tr></thead>\n<tbody>\n"
         + "\n".join(body)
         + "\n</tbody>\n</table>"
     )
 
 
-def _listening(result, entry, id_column):
-    low, top = entry["limits"]
-    metrics = ", ".join(
-        f"{label} {fmt.format(result[key])}"
-        for key, label, fmt in COLUMNS
-        if key in result and math.isfinite(result[key])
+def _metrics_note(result):
+    """The metrics line above an evaluated utterance's players."""
+    return (
+        ", ".join(
+            f"{label} {fmt.format(result[key])}"
+            for key, label, fmt in COLUMNS
+            if key in result and math.isfinite(result[key])
+        )
+        + ". "
     )
+
+
+def _listening(name, entry, note):
+    """The players and spectrograms of one listened utterance or recording,
+    note (text) above them."""
+    low, top = entry["limits"]
     rows = "\n".join(
         f'<div class="signal"><div class="label">{html.escape(label)}<br>'
         f'<span class="seconds">{seconds:.2f} s</span></div>'
@@ -232,8 +250,8 @@ def _listening(result, entry, id_column):
     )
     return (
         f'<section class="utterance" id="{entry["folder"]}">\n'
-        f"<h3>{html.escape(result[id_column])}</h3>\n"
-        f"<p>{html.escape(metrics)}. Spectrograms on one colour scale, "
+        f"<h3>{html.escape(name)}</h3>\n"
+        f"<p>{html.escape(note)}Spectrograms on one colour scale, "
         f"{low:.0f} (black) to {top:.0f} dB (white).</p>\n{rows}\n</section>"
     )
 
@@ -333,19 +351,10 @@ def write_report(folder, title, summary, results, listened, id_column="ID"):
     write_figures(folder, results, title)
     by_id = {r[id_column]: r for r in results}
     sections = "\n".join(
-        _listening(by_id[name], entry, id_column)
+        _listening(name, entry, _metrics_note(by_id[name]))
         for name, entry in listened.items()
     )
-    page = f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>gmsep evaluation: {html.escape(title)}</title>
-<style>{STYLE}</style>
-</head>
-<body>
-<h1>gmsep evaluation</h1>
-<p>{html.escape(title)}. Improvements are over the noisy mixture; PESQ is
+    body = f"""<p>{html.escape(title)}. Improvements are over the noisy mixture; PESQ is
 MOS-LQO, STOI 0 to 1, both against each reference, speakers matched by
 SI-SNR. Each estimate is played and drawn at its reference's level (the
 separation loss leaves its scale arbitrary).</p>
@@ -364,9 +373,84 @@ separation loss leaves its scale arbitrary).</p>
 <img src="{AGAINST_SNR}" alt="SI-SNRi against the input SNR">
 </div>
 <h2>Listen</h2>
-{sections or "<p>No utterance listed (--plots 0).</p>"}
+{sections or "<p>No utterance listed (--plots 0).</p>"}"""
+    _write_page(folder, "gmsep evaluation", title, body)
+
+
+def _write_page(folder, heading, title, body):
+    """``report.html``: heading, body (HTML) and the sorting script."""
+    page = f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{html.escape(heading)}: {html.escape(title)}</title>
+<style>{STYLE}</style>
+</head>
+<body>
+<h1>{html.escape(heading)}</h1>
+{body}
 <script>{SCRIPT}</script>
 </body>
 </html>
 """
     (folder / REPORT).write_text(page, encoding="utf-8")
+
+
+def write_separation_report(folder, title, recordings, listened):
+    """Writes the ``report.html`` of ``gmsep separate --report``: recordings
+    without references, so players and spectrograms but no metrics.
+
+    Arguments
+    ---------
+    folder : pathlib.Path
+        The (staged) report folder, holding the listened recordings' files
+        (:func:`write_listening`).
+    title : str
+        The model and the number of recordings.
+    recordings : list of dict
+        One row per recording: ``recording`` (its name), ``duration``, ``seconds`` (the
+        processing time; None when skipped or failed), ``rtf`` (likewise)
+        and ``status``.
+    listened : dict
+        recording -> what :func:`write_listening` returned.
+    """
+    done = [r for r in recordings if r["status"] == "done"]
+    audio = sum(r["duration"] for r in done)
+    seconds = sum(r["seconds"] for r in done)
+    counts = ", ".join(
+        f"{sum(r['status'] == s for r in recordings)} {s}"
+        for s in ("done", "skipped", "failed")
+    )
+    summary = [("recordings", f"{len(recordings)} ({counts})")]
+    if done:
+        summary.append(
+            (
+                "separated",
+                f"{audio:.2f} s of audio in {seconds:.2f} s (real-time "
+                f"factor {seconds / audio:.3f})",
+            )
+        )
+    summary_rows = "\n".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+        for k, v in summary
+    )
+    sections = "\n".join(
+        _listening(name, entry, "") for name, entry in listened.items()
+    )
+    body = f"""<p>{html.escape(title)}. No metrics: these recordings have no
+references to measure against; listen. Each estimate is played and drawn at
+the level of its written file.</p>
+<h2>Summary</h2>
+<table id="summary">
+{summary_rows}
+</table>
+<h2>Per recording</h2>
+<p>Click a heading to sort; a linked name can be listened to below. Time
+and real-time factor (processing time / duration) are those of this run:
+n/a for a recording skipped (its outputs existed) or failed.</p>
+<div class="scroll">
+{_table(recordings, listened, "recording", RECORDING_COLUMNS, "recordings")}
+</div>
+<h2>Listen</h2>
+{sections or "<p>No recording listed (--plots 0).</p>"}"""
+    _write_page(folder, "gmsep separation", title, body)
