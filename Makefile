@@ -39,8 +39,11 @@ lint: $(SETUP)
 # and faulting it in again every step (what a caching allocator does on a GPU).
 BENCH_ALLOCATOR := glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736
 
+# BENCH_ARGS: options of benchmarks/run.py, e.g. --long-inputs (60 s separations)
+BENCH_ARGS :=
+
 bench: $(SETUP)
-	GLIBC_TUNABLES=$(BENCH_ALLOCATOR) $(PY) benchmarks/run.py
+	GLIBC_TUNABLES=$(BENCH_ALLOCATOR) $(PY) benchmarks/run.py $(BENCH_ARGS)
 
 # The listening report of the demo model on the demo test set, and the
 # screenshot of it that the README shows (after `make demo`).

@@ -11,6 +11,9 @@ process, interleaved, after a warm-up; medians are reported:
 * the same two ratios in arithmetic: the FLOPs of each step, counted (what
   bounds the timed ratios);
 * unified separation / SpeechBrain's SepformerSeparation (same MaskNet);
+* real-time factors of separation with torch and onnxruntime, fp32 and
+  int8, as ratios to torch fp32 and as fractions of the machine's fp32
+  matrix-product rate (``deploy``; 60 s inputs with ``--long-inputs``);
 * peak memory of a training step, unified vs SepFormer (each model in a
   process of its own), and of long-recording separation
   (``benchmarks/long_recording.py``, when present);
@@ -22,6 +25,7 @@ Usage::
     python benchmarks/run.py                 # paper configuration, 4 s items
     python benchmarks/run.py --quick         # tiny configuration, seconds
     python benchmarks/run.py --config small --repeats 3 --json results/small.json
+    python benchmarks/run.py --skip memory long_recording training breakdown flops inference --long-inputs
 
 Authors
  * gmsep contributors 2026
@@ -38,6 +42,7 @@ import time
 
 import torch
 from common import REPO_ROOT
+from deploy import deployment_rtf, format_deployment
 from inference import inference_ratio
 from training_step import (
     gm_step_breakdown,
@@ -56,8 +61,13 @@ SECTIONS = (
     "breakdown",
     "flops",
     "inference",
+    "deploy",
     "gpu",
 )
+# Rounds of the deploy section (4 contenders a round): its spread is small
+# next to the ratios it reports.
+DEPLOY_ROUNDS = 3
+LONG_INPUT_SECONDS = 60.0
 BREAKDOWN_STEPS = 3
 # glibc's malloc settings: `make bench` keeps freed memory in the process.
 ALLOCATOR_VARIABLE = "GLIBC_TUNABLES"
@@ -101,6 +111,12 @@ def parse_arguments(argv):
         default="tiny",
         help="model of the long-recording benchmark (10 min vs 30 s of audio): "
         "the demo model (minutes on CPU) or the paper's (much longer on CPU)",
+    )
+    parser.add_argument(
+        "--long-inputs",
+        action="store_true",
+        help=f"deploy section: also {LONG_INPUT_SECONDS:g} s inputs (about 4 "
+        "minutes a round on a 2-core CPU at paper size)",
     )
     parser.add_argument(
         "--skip",
@@ -256,6 +272,14 @@ def run_sections(args):
                 args.warmup,
                 output_folder,
             ),
+            "deploy": lambda: deployment_rtf(
+                args.config,
+                [args.seconds]
+                + ([LONG_INPUT_SECONDS] if args.long_inputs else []),
+                min(args.repeats, DEPLOY_ROUNDS),
+                min(args.warmup, 1),
+                output_folder,
+            ),
             "gpu": lambda: gpu_section(args, output_folder),
         }
         for name, run in sections.items():
@@ -382,6 +406,10 @@ def format_report(results, meta):
                 f"process peak {figures['peak_bytes'] / 2**30:6.2f} GiB"
             )
         lines.append(f"  ratio unified / SepFormer: {memory['ratio']:.3f}")
+    deploy = results.get("deploy", {})
+    if "machine_gflops" in deploy:
+        lines.append("")
+        lines.append(format_deployment(deploy))
     for name in ("long_recording", "gpu"):
         if name in results:
             section = {k: v for k, v in results[name].items() if k != "wall_s"}

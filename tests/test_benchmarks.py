@@ -64,5 +64,17 @@ def test_quick_benchmark_runs_and_writes_its_json(tmp_path):
     breakdown = results["breakdown"]
     assert breakdown["total"] == pytest.approx(sum(breakdown[p] for p in parts))
     assert "skipped" in results["gpu"] or "precisions" in results["gpu"]
+    # separation: four ways, each as a ratio to torch fp32 and a fraction of
+    # the machine's measured fp32 limit
+    deploy = results["deploy"]
+    assert deploy["machine_gflops"] > 0
+    table = deploy["1s"]
+    assert table["torch_fp32"]["ratio"] == 1.0 and table["chunks"] == 1
+    for name in ("torch_int8", "onnxruntime_fp32", "onnxruntime_int8"):
+        row = table[name]
+        assert len(row["pair_ratios"]) == 2 and row["rtf"] > 0
+        assert row["gflops"] == pytest.approx(table["gflop"] / row["seconds"])
+    assert table["fastest"] in table and table["met"] is None
+    assert "onnxruntime_int8" in completed.stdout
     # nothing left behind in the working folder (e.g. checkpoint folders)
     assert os.listdir(tmp_path) == ["bench.json"]
