@@ -20,7 +20,7 @@ demo: $(SETUP)
 
 # What each part of the method buys (README "Ablations"): 6 variants x 3
 # seeds, then the recipe's switches x 2 seeds, on a 500-mixture demo corpus;
-# about 1.5 h on 2 CPU cores. Stopped, the same command resumes.
+# about 1 h 45 min on 2 CPU cores. Stopped, the same command resumes.
 ABLATION_DATA := data/demo-ablation
 ABLATION_RUNS := results/ablation/runs
 ablation: $(SETUP)
