@@ -17,19 +17,10 @@ from gmsep.ablation.statistics import (
     paired_bootstrap,
     paired_differences,
 )
-from tiny_config import REPO
+from tiny_config import REPO, TINY_MODEL
 
 HPARAMS = os.path.join(REPO, "hparams")
-TINY = {
-    "N_encoder_out": 16,
-    "d_model": 16,
-    "nhead": 2,
-    "d_ffn": 32,
-    "chunk_size": 10,
-    "masknet_layers": 1,
-    "N_epochs": 1,
-    "batch_size": 2,
-}
+TINY = {**TINY_MODEL, "N_epochs": 1, "batch_size": 2}
 
 
 def write_spec(folder, variants=None, **entries):

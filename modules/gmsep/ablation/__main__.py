@@ -34,6 +34,7 @@ from gmsep.ablation.runs import (
     train,
 )
 from gmsep.ablation.spec import RESERVED_SETTINGS, AblationError, load_spec
+from gmsep.cli import count
 from gmsep.data.outputs import OutputError, check_output_folder
 
 EXIT_USER_ERROR = 2
@@ -78,11 +79,11 @@ def parse_arguments(argv):
         help="a setting for every run (e.g. --set N_epochs=1); repeatable",
     )
     parser.add_argument(
-        "--jobs", type=_positive, default=1, help="runs trained at once"
+        "--jobs", type=count(1), default=1, help="runs trained at once"
     )
     parser.add_argument(
         "--threads",
-        type=_positive,
+        type=count(1),
         help="CPU threads per run (default: the cores divided by --jobs)",
     )
     parser.add_argument(
@@ -96,18 +97,6 @@ def parse_arguments(argv):
         help="train nothing: report the runs finished so far",
     )
     return parser.parse_args(argv)
-
-
-def _positive(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an integer"
-        ) from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: expected 1 or more")
-    return value
 
 
 def _with_settings(spec, assignments):
