@@ -1,9 +1,14 @@
-"""Shared pytest fixtures: tiny corpora in the LibriMix and WHAM! layouts."""
+"""Shared pytest fixtures: tiny corpora in the LibriMix and WHAM! layouts,
+and a guard against tests that write into results/."""
+
+import os
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 WHAM_FOLDERS = {
     "wham": ("mix_both", "mix_clean", "mix_single", "s1", "s2", "noise"),
@@ -123,3 +128,33 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def _entries_under(folders):
+    """Every file and folder below the given folders (none if absent)."""
+    entries = set()
+    for folder in folders:
+        for root, dirs, files in os.walk(folder):
+            entries.update(os.path.join(root, name) for name in dirs + files)
+    return entries
+
+
+@pytest.fixture(autouse=True)
+def leaves_no_results():
+    """Fails a test that leaves new files or folders in results/ of the
+    repository or of the working directory: an experiment file loaded
+    without an ``output_folder`` override creates its relative
+    ``results/<experiment>/<seed>/save`` there (a user's runs live there)."""
+    folders = {
+        os.path.realpath(os.path.join(base, "results"))
+        for base in (REPO, os.getcwd())
+    }
+    before = _entries_under(folders)
+    yield
+    new = sorted(_entries_under(folders) - before)
+    if new:
+        pytest.fail(
+            f"left {len(new)} new entries in results/ ({new[0]}, ...): "
+            "give load_experiment or train.py an output_folder under tmp_path",
+            pytrace=False,
+        )

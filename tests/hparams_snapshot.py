@@ -10,12 +10,14 @@ Written once from the files before a layout change::
     PYTHONPATH=modules python -m tests.hparams_snapshot > tests/data/resolved_hparams.json
 """
 
+import contextlib
 import functools
 import glob
 import hashlib
 import json
 import os
 import sys
+import tempfile
 
 import torch
 from gmsep.training.experiment import load_experiment
@@ -73,8 +75,12 @@ def _plain_attributes(obj):
 def resolved_values(hparams_file):
     """Describes every entry of an experiment file, its sections' entries
     at the top level."""
-    # A flat file (no sections) loads the same way.
-    hparams, _ = load_experiment(hparams_file, OVERRIDES)
+    # The file's own output folder is described (a path relative to the
+    # working directory), so the load runs in a scratch working directory:
+    # the checkpointer creates its save folder there. A flat file (no
+    # sections) loads the same way.
+    with tempfile.TemporaryDirectory() as scratch, contextlib.chdir(scratch):
+        hparams, _ = load_experiment(os.path.abspath(hparams_file), OVERRIDES)
     return {
         key: describe(value)
         for key, value in hparams.items()

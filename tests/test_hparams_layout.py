@@ -60,8 +60,10 @@ def test_experiment_resolves_to_the_recorded_values(hparams_file):
 @pytest.mark.parametrize(
     "hparams_file", experiment_files(), ids=os.path.basename
 )
-def test_modules_are_the_separators_parts(hparams_file):
-    hparams, _ = load_experiment(hparams_file, {"data_folder": "/data"})
+def test_modules_are_the_separators_parts(hparams_file, tmp_path):
+    hparams, _ = load_experiment(
+        hparams_file, {"data_folder": "/data", "output_folder": str(tmp_path)}
+    )
     separator = hparams["separator"]
     names = ["encoder", "enhancer", "masknet", "decoder"]
     if separator.enhancer is None:
@@ -135,7 +137,9 @@ def test_brain_checkpoints_every_module_by_name(tmp_path):
 PUBLISHED = os.path.join(REPO, "hparams", "sepformer-published-libri2mix.yaml")
 
 
-def test_a_derived_experiment_is_its_base_with_the_changed_settings():
+def test_a_derived_experiment_is_its_base_with_the_changed_settings(
+    tmp_path, monkeypatch
+):
     """sepformer-published-* include the paper's experiment whole: every
     value but the name and gm_mode is the paper's, and overrides reach the
     section of the included experiment that defines them."""
@@ -148,6 +152,9 @@ def test_a_derived_experiment_is_its_base_with_the_changed_settings():
             "data_folder": "/data",
         }
     }
+    # The file's own (relative) output folder is checked: it is created
+    # under tmp_path.
+    monkeypatch.chdir(tmp_path)
     hparams, _ = load_experiment(PUBLISHED, {"data_folder": "/data"})
     assert hparams["gradient_modulation"].mode == "published"
     assert hparams["output_folder"].startswith(

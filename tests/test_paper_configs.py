@@ -13,6 +13,7 @@ from gmsep.training.experiment import load_experiment
 from hparams_snapshot import experiment_files
 from tiny_config import REPO
 
+# The output folder is each test's tmp_path: loading creates its save/.
 OVERRIDES = {"data_folder": "/data/LibriMix"}
 
 # The separator's parameters, in millions rounded to 0.1, by file. The
@@ -105,14 +106,18 @@ def paper_file(name):
 @pytest.mark.parametrize(
     "hparams_file", experiment_files(), ids=os.path.basename
 )
-def test_every_experiment_file_loads(hparams_file):
-    hparams, _ = load_experiment(hparams_file, OVERRIDES)
+def test_every_experiment_file_loads(hparams_file, tmp_path):
+    hparams, _ = load_experiment(
+        hparams_file, {**OVERRIDES, "output_folder": str(tmp_path)}
+    )
     assert hparams["separator"].num_spks == hparams["num_spks"]
 
 
 @pytest.mark.parametrize("name", sorted(PAPER_PARAMS))
-def test_paper_files_build_the_paper_sizes_and_values(name):
-    hparams, _ = load_experiment(paper_file(name), OVERRIDES)
+def test_paper_files_build_the_paper_sizes_and_values(name, tmp_path):
+    hparams, _ = load_experiment(
+        paper_file(name), {**OVERRIDES, "output_folder": str(tmp_path)}
+    )
     count = sum(p.numel() for p in hparams["separator"].parameters())
     assert round(count / 1e6, 1) == PAPER_PARAMS[name], count
     assert hparams["num_spks"] == (3 if "libri3mix" in name else 2)

@@ -118,8 +118,10 @@ def test_short_utterances_are_undefined_not_scored():
     assert math.isnan(values["stoi"]) and list(reasons) == ["stoi"]
 
 
-def test_a_missing_package_is_named_before_training(monkeypatch):
-    hparams, _ = load_experiment(DEMO, {"data_folder": REPO})
+def test_a_missing_package_is_named_before_training(monkeypatch, tmp_path):
+    hparams, _ = load_experiment(
+        DEMO, {"data_folder": REPO, "output_folder": str(tmp_path)}
+    )
     monkeypatch.setattr(
         "gmsep.evaluation.metrics.importlib.util.find_spec",
         lambda name: None if name == "pystoi" else object(),
