@@ -399,3 +399,31 @@ def test_warnings_on_lines_of_their_own_and_quiet(workspace, tmp_path):
     assert result.stdout == ""
     assert stderr_lines(result.stderr) == warning
     assert len(list((tmp_path / "quiet").iterdir())) == 4
+
+
+def test_a_warning_once_per_recording_though_read_again(
+    workspace, tmp_path, capsys
+):
+    """--enhanced reads each recording a second time, --report once more
+    for its players: the downmix warning of the stereo input is printed
+    once all the same, in each command (one process runs two)."""
+    inputs = workspace["inputs"]
+    argv = ["separate", inputs / "b_stereo.wav", inputs / "a16k.wav"]
+    argv += ["--model", workspace["model"], "--device", "cpu"]
+    warning = (
+        f"WARNING: {inputs / 'b_stereo.wav'}: 2 channels, averaged to mono"
+    )
+    for options in (["--enhanced"], ["--report"]):
+        out = tmp_path / options[0].strip("-")
+        result = gmsep_process(*argv, *options, "--out", out)
+        assert result.returncode == 0, result.stderr
+        lines = stderr_lines(result.stderr)
+        assert [line for line in lines if "mono" in line] == [warning], lines
+    for folder in ("both", "again"):
+        code, _, err = run(
+            [*argv, "--enhanced", "--report", "--out", tmp_path / folder],
+            capsys,
+        )
+        assert code == 0, err
+        lines = stderr_lines(err)
+        assert [line for line in lines if "mono" in line] == [warning], lines

@@ -1099,7 +1099,9 @@ def main(argv=None):
         args = build_parser().parse_args(argv)
     except SystemExit as exit:  # --help, or a bad option (its one line)
         return exit.code
-    setup_logging()
+    handler = setup_logging()
+    once = OncePerCommand()
+    handler.addFilter(once)
     try:
         return args.handler(args)
     except (*user_errors(), UsageError, OSError) as err:
@@ -1108,6 +1110,8 @@ def main(argv=None):
         for line in error_lines(err):
             print(f"gmsep {args.command}: error: {line}", file=sys.stderr)
         return EXIT_USER_ERROR
+    finally:
+        handler.removeFilter(once)
 
 
 class LineHandler(logging.Handler):
@@ -1147,16 +1151,42 @@ def user_errors():
 def setup_logging():
     """Warnings and errors to stderr, one record per line, above any
     progress bar; SpeechBrain's INFO records (``Loading pretrained files
-    for: ...``, one per call) are not shown."""
+    for: ...``, one per call) are not shown. Returns the handler."""
     root = logging.getLogger()
-    if any(isinstance(h, LineHandler) for h in root.handlers):
-        return  # an earlier main() in this process
+    for handler in root.handlers:
+        if isinstance(handler, LineHandler):
+            return handler  # an earlier main() in this process
     handler = LineHandler()
     handler.setLevel(logging.WARNING)
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     handler.addFilter(_not_about_training)
     root.addHandler(handler)
     logging.captureWarnings(True)  # warnings.warn through the same handler
+    return handler
+
+
+class OncePerCommand(logging.Filter):
+    """Drops a warning that the command has already printed, word for word.
+
+    A recording is read again after its first read, by ``--enhanced`` (the
+    enhanced mixture is a second pass over the file) and by ``--report``
+    (its players): each read would repeat the warnings of the first (``2
+    channels, averaged to mono``, a rate below the model's), which name the
+    recording, so each is printed once per recording. Errors always are.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.printed = set()
+
+    def filter(self, record):
+        if record.levelno != logging.WARNING:
+            return True
+        message = record.getMessage()
+        if message in self.printed:
+            return False
+        self.printed.add(message)
+        return True
 
 
 def _not_about_training(record):
