@@ -295,7 +295,7 @@ def counted_gflop(run):
         run()
     by_operator = {
         str(op): count / 1e9
-        for op, count in counter.get_flop_counts()["Global"].items()
+        for op, count in counter.get_flop_counts().get("Global", {}).items()
     }
     return counter.get_total_flops() / 1e9, by_operator
 

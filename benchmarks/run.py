@@ -8,30 +8,35 @@ process, interleaved, after a warm-up; medians are reported:
   where the time of a GM step goes (forward, SE and SS backward passes, GM
   arithmetic, clipping and Adam);
 * unified model training step (GM) / SepFormer-alone training step;
-* the same two ratios in arithmetic: the FLOPs of each step, counted (what
-  bounds the timed ratios);
-* unified separation / SpeechBrain's SepformerSeparation (same MaskNet);
-* real-time factors of separation with torch and onnxruntime, fp32 and
-  int8, as ratios to torch fp32 and as fractions of the machine's fp32
-  matrix-product rate (``deploy``; 60 s inputs with ``--long-inputs``);
+* the same two ratios in arithmetic: the FLOPs of each step, counted in the
+  first untimed round (what bounds the timed ratios);
+* separation (``separation``): unified / SpeechBrain's SepformerSeparation
+  (same MaskNet), and real-time factors with torch and onnxruntime, fp32
+  and int8, as ratios to torch fp32 and as fractions of the machine's fp32
+  matrix-product rate measured in the same rounds (60 s inputs, and batched
+  chunks, with ``--long-inputs``);
 * peak memory of a training step, unified vs SepFormer (each model in a
   process of its own), and of long-recording separation
   (``benchmarks/long_recording.py``, when present);
-* on a GPU: training throughput in fp32 and bf16 and the estimated wall
-  time of the paper's recipe.
+* on a GPU: training throughput in fp32 and bf16, the estimated wall time
+  of the paper's recipe, and separation throughput of a long recording,
+  chunks one at a time or batched, fp32 and bf16.
+
+On a quiet 2-core CPU the defaults take about 6 minutes at paper size.
 
 Usage::
 
     python benchmarks/run.py                 # paper configuration, 4 s items
     python benchmarks/run.py --quick         # tiny configuration, seconds
     python benchmarks/run.py --config small --repeats 3 --json results/small.json
-    python benchmarks/run.py --skip memory long_recording training breakdown flops inference --long-inputs
+    python benchmarks/run.py --skip memory long_recording training breakdown --long-inputs
 
 Authors
  * gmsep contributors 2026
 """
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -42,11 +47,15 @@ import time
 
 import torch
 from common import REPO_ROOT
-from deploy import deployment_rtf, format_deployment
-from inference import inference_ratio
+from separation import (
+    build_interfaces,
+    format_separation,
+    separation_benchmark,
+    separation_throughput,
+)
 from training_step import (
     gm_step_breakdown,
-    training_step_flops,
+    make_contenders,
     training_step_ratios,
     training_throughput,
 )
@@ -59,16 +68,15 @@ SECTIONS = (
     "long_recording",
     "training",
     "breakdown",
-    "flops",
-    "inference",
-    "deploy",
+    "separation",
     "gpu",
 )
-# Rounds of the deploy section (4 contenders a round): its spread is small
-# next to the ratios it reports.
-DEPLOY_ROUNDS = 3
 LONG_INPUT_SECONDS = 60.0
-BREAKDOWN_STEPS = 3
+# The breakdown's steps run on the training section's Brain, warmed up.
+BREAKDOWN_STEPS = 2
+# GPU separation: a long recording in chunks, one at a time or batched.
+GPU_SEPARATION_SECONDS = 240.0
+GPU_CHUNK_BATCH = 8
 # glibc's malloc settings: `make bench` keeps freed memory in the process.
 ALLOCATOR_VARIABLE = "GLIBC_TUNABLES"
 
@@ -100,10 +108,18 @@ def parse_arguments(argv):
         "--seconds", type=float, default=4.0, help="duration of the 8 kHz items"
     )
     parser.add_argument(
-        "--repeats", type=int, default=5, help="timed rounds per ratio"
+        "--repeats",
+        type=int,
+        default=3,
+        help="timed rounds per ratio (5 narrow the spread; about 1 min more "
+        "a round at paper size on a 2-core CPU)",
     )
     parser.add_argument(
-        "--warmup", type=int, default=1, help="untimed rounds before"
+        "--warmup",
+        type=int,
+        default=1,
+        help="untimed rounds before; the first one, always run, counts the "
+        "arithmetic",
     )
     parser.add_argument(
         "--long-recording",
@@ -115,8 +131,9 @@ def parse_arguments(argv):
     parser.add_argument(
         "--long-inputs",
         action="store_true",
-        help=f"deploy section: also {LONG_INPUT_SECONDS:g} s inputs (about 4 "
-        "minutes a round on a 2-core CPU at paper size)",
+        help=f"separation section: also {LONG_INPUT_SECONDS:g} s inputs, "
+        "with chunks batched too (about 10 minutes on a 2-core CPU at paper "
+        "size)",
     )
     parser.add_argument(
         "--skip",
@@ -214,7 +231,8 @@ def long_recording_section(args):
 
 
 def gpu_section(args, output_folder):
-    """Training throughput on the GPU and the paper recipe's wall time."""
+    """Training throughput on the GPU, the paper recipe's wall time, and
+    separation throughput with batched chunks and bf16."""
     if not torch.cuda.is_available():
         return {"skipped": "no GPU"}
     seconds = (
@@ -236,6 +254,13 @@ def gpu_section(args, output_folder):
             "batch 1, training steps only (no validation)"
         ),
         "precisions": throughput,
+        "separation": separation_throughput(
+            build_interfaces(args.config, output_folder, "cuda")[0],
+            GPU_SEPARATION_SECONDS,
+            args.repeats,
+            args.warmup,
+            GPU_CHUNK_BATCH,
+        ),
     }
 
 
@@ -244,40 +269,29 @@ def run_sections(args):
     others still run."""
     results = {}
     with tempfile.TemporaryDirectory() as output_folder:
+        # one Brain of each model for the training and breakdown sections
+        contenders = functools.cache(
+            lambda: make_contenders(args.config, args.seconds, output_folder)
+        )
         sections = {
             # processes of their own first, while this one is still small
             "memory": lambda: memory_section(args),
             "long_recording": lambda: long_recording_section(args),
             "training": lambda: training_step_ratios(
-                args.config,
-                args.seconds,
-                args.repeats,
-                args.warmup,
-                output_folder,
+                contenders(), args.repeats, args.warmup
             ),
             "breakdown": lambda: gm_step_breakdown(
-                args.config,
-                args.seconds,
+                contenders().unified,
+                contenders().batch,
                 min(args.repeats, BREAKDOWN_STEPS),
-                output_folder,
+                warmup=0 if "training" in results else 1,
             ),
-            "flops": lambda: training_step_flops(
-                args.config, args.seconds, output_folder
-            ),
-            # a separation is a few times shorter than a training step
-            "inference": lambda: inference_ratio(
-                args.config,
-                args.seconds,
-                2 * args.repeats,
-                args.warmup,
-                output_folder,
-            ),
-            "deploy": lambda: deployment_rtf(
+            "separation": lambda: separation_benchmark(
                 args.config,
                 [args.seconds]
                 + ([LONG_INPUT_SECONDS] if args.long_inputs else []),
-                min(args.repeats, DEPLOY_ROUNDS),
-                min(args.warmup, 1),
+                args.repeats,
+                args.warmup,
                 output_folder,
             ),
             "gpu": lambda: gpu_section(args, output_folder),
@@ -307,10 +321,11 @@ def run_sections(args):
 
 def format_ratio_rows(results):
     """Table rows: name, A and B seconds, A/B, the same ratio in counted
-    FLOPs where there is one, target, met."""
+    FLOPs where there is one, target, met, and the range of the per-round
+    ratios."""
     rows = []
     training = results.get("training", {})
-    flops = results.get("flops", {})
+    flops = training.get("flops", {})
     if "gm_overhead" in training:
         rows.append(
             (
@@ -326,25 +341,27 @@ def format_ratio_rows(results):
                 flops.get("unified_vs_sepformer"),
             )
         )
-    inference = results.get("inference", {})
-    if "unified_vs_sepformer" in inference:
+    separation = results.get("separation", {})
+    if "unified_vs_sepformer" in separation:
         rows.append(
             (
                 "separation: unified / SB SepformerSeparation",
-                inference["unified_vs_sepformer"],
-                inference["gflop"]["ratio"],
+                separation["unified_vs_sepformer"],
+                separation["gflop"]["ratio"],
             )
         )
     lines = [
         f"{'ratio (median over interleaved rounds)':46s} {'A s':>8s} {'B s':>8s} "
-        f"{'A/B':>6s} {'FLOP':>6s} {'target':>7s}  met"
+        f"{'A/B':>6s} {'FLOP':>6s} {'target':>7s}  {'met':4s} rounds"
     ]
     for name, summary, flop_ratio in rows:
         flop_text = "-" if flop_ratio is None else f"{flop_ratio:.3f}"
+        pairs = summary["pair_ratios"]
         lines.append(
             f"{name:46s} {summary['numerator_s']:8.3f} "
             f"{summary['denominator_s']:8.3f} {summary['ratio']:6.3f} "
-            f"{flop_text:>6s} {summary['target']:7.2f}  {MET[summary['met']]}"
+            f"{flop_text:>6s} {summary['target']:7.2f}  "
+            f"{MET[summary['met']]:4s} {min(pairs):.3f}-{max(pairs):.3f}"
         )
     return lines
 
@@ -353,7 +370,8 @@ def format_report(results, meta):
     """The printed summary of all sections."""
     lines = [
         f"gmsep benchmarks: config {meta['config']}, {meta['seconds']} s items at "
-        f"8 kHz, batch 1, {meta['repeats']} rounds after {meta['warmup']} warm-up; "
+        f"8 kHz, batch 1, {meta['repeats']} rounds after {max(meta['warmup'], 1)} "
+        "warm-up (counting the arithmetic); "
         f"torch {meta['torch']}, {meta['threads']} threads, load average "
         f"{meta['load_average_start'][0]:.1f} -> {meta['load_average_end'][0]:.1f}; "
         f"host allocator: {meta['allocator']}",
@@ -374,7 +392,7 @@ def format_report(results, meta):
         lines.append(
             f"memory mapped in afresh per step (page faults): {faults}"
         )
-    flops = results.get("flops", {})
+    flops = training.get("flops", {})
     if "gflop" in flops:
         lines.append(
             "counted arithmetic per step (matrix products and convolutions): "
@@ -406,10 +424,10 @@ def format_report(results, meta):
                 f"process peak {figures['peak_bytes'] / 2**30:6.2f} GiB"
             )
         lines.append(f"  ratio unified / SepFormer: {memory['ratio']:.3f}")
-    deploy = results.get("deploy", {})
-    if "machine_gflops" in deploy:
+    separation = results.get("separation", {})
+    if "threads" in separation:
         lines.append("")
-        lines.append(format_deployment(deploy))
+        lines.append(format_separation(separation))
     for name in ("long_recording", "gpu"):
         if name in results:
             section = {k: v for k, v in results[name].items() if k != "wall_s"}

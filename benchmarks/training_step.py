@@ -20,6 +20,7 @@ Authors
 """
 
 import argparse
+import dataclasses
 import json
 import statistics
 import tempfile
@@ -49,8 +50,31 @@ GM_TARGET = 1.10  # unified_gm / unified_plain
 UNIFIED_TARGET = 1.20  # unified_gm / sepformer
 
 
-def make_contenders(config, seconds, output_folder, device="cpu"):
+@dataclasses.dataclass
+class Contenders:
     """The three contenders' training steps on one shared batch.
+
+    Attributes
+    ----------
+    steps : dict
+        ``unified_gm``, ``unified_plain``, ``sepformer`` -> callable running
+        one ``fit_batch``.
+    params : dict
+        Trainable parameters of ``unified`` and ``sepformer``.
+    unified : gmsep.training.brain.NoiseRobustSeparationBrain
+        The unified model's Brain (GM mode "project").
+    batch : speechbrain.dataio.batch.PaddedBatch
+        The training item every step sees.
+    """
+
+    steps: dict
+    params: dict
+    unified: object
+    batch: object
+
+
+def make_contenders(config, seconds, output_folder, device="cpu"):
+    """Builds the unified model and SepFormer alone, and their steps.
 
     Arguments
     ---------
@@ -65,11 +89,7 @@ def make_contenders(config, seconds, output_folder, device="cpu"):
 
     Returns
     -------
-    steps : dict
-        ``unified_gm``, ``unified_plain``, ``sepformer`` -> callable running
-        one ``fit_batch``.
-    params : dict
-        Trainable parameters of ``unified`` and ``sepformer``.
+    Contenders
     """
     unified_hparams = load_hparams(UNIFIED_HPARAMS, config, output_folder)
     sepformer_hparams = load_hparams(SEPFORMER_HPARAMS, config, output_folder)
@@ -88,6 +108,8 @@ def make_contenders(config, seconds, output_folder, device="cpu"):
         def step():
             unified.hparams.gradient_modulation = gradient_modulation
             unified.fit_batch(batch)
+            # the paper's GM in place between steps (see gm_step_breakdown)
+            unified.hparams.gradient_modulation = projecting
 
         return step
 
@@ -100,26 +122,26 @@ def make_contenders(config, seconds, output_folder, device="cpu"):
         "unified": count_parameters(unified.modules),
         "sepformer": count_parameters(sepformer.modules),
     }
-    return steps, params
+    return Contenders(steps, params, unified, batch)
 
 
-def training_step_ratios(
-    config, seconds, repeats, warmup, output_folder, device="cpu"
-):
-    """Times the three contenders' training steps, interleaved.
+def training_step_ratios(contenders, repeats, warmup, device="cpu"):
+    """Times the three contenders' training steps, interleaved, and counts
+    their arithmetic in the first untimed round.
+
+    ``torch.utils.flop_counter`` counts the matrix products and convolutions
+    (forward and backward) that a step dispatches; element-wise work is not
+    counted. The counts do not depend on the machine or its load, so their
+    ratios are what the timed ratios would be if time were arithmetic alone.
 
     Arguments
     ---------
-    config : str
-        A benchmark configuration ("paper", "small", "tiny").
-    seconds : float
-        Duration of the training item (batch size 1).
+    contenders : Contenders
+        From :func:`make_contenders`.
     repeats : int
         Timed rounds.
     warmup : int
-        Untimed rounds before.
-    output_folder : str
-        A temporary folder for the hparams' checkpointer.
+        Untimed rounds before; the first (always run) counts the arithmetic.
     device : str
         "cpu" or "cuda".
 
@@ -128,12 +150,17 @@ def training_step_ratios(
     dict
         ``gm_overhead`` and ``unified_vs_sepformer`` (see
         ``common.ratio_summary``), ``params`` (trainable parameters per
-        model), ``times`` (seconds per contender and round) and
+        model), ``times`` (seconds per contender and round),
         ``page_faults_mib`` (median memory newly mapped by the process per
-        step: what the host allocator gave back to the system and took again).
+        step: what the host allocator gave back to the system and took
+        again) and ``flops``: ``gflop`` (contender -> GFLOP per step),
+        ``by_operator`` (contender -> operator -> GFLOP) and the same two
+        ratios in counted arithmetic.
     """
-    steps, params = make_contenders(config, seconds, output_folder, device)
-    faults = {name: [] for name in steps}
+    gflop, by_operator = {}, {}
+    for name, step in contenders.steps.items():
+        gflop[name], by_operator[name] = counted_gflop(step)
+    faults = {name: [] for name in contenders.steps}
 
     def counting_faults(name, step):
         def run():
@@ -143,10 +170,14 @@ def training_step_ratios(
 
         return run
 
+    untimed = max(warmup - 1, 0)
     times = interleaved_times(
-        {name: counting_faults(name, step) for name, step in steps.items()},
+        {
+            name: counting_faults(name, step)
+            for name, step in contenders.steps.items()
+        },
         repeats,
-        warmup,
+        untimed,
         device,
     )
     return {
@@ -156,52 +187,22 @@ def training_step_ratios(
         "unified_vs_sepformer": ratio_summary(
             times, "unified_gm", "sepformer", UNIFIED_TARGET
         ),
-        "params": params,
+        "params": contenders.params,
         "times": times,
         "page_faults_mib": {
-            name: statistics.median(counts[warmup:]) * PAGE_BYTES / 2**20
+            name: statistics.median(counts[untimed:]) * PAGE_BYTES / 2**20
             for name, counts in faults.items()
+        },
+        "flops": {
+            "gflop": gflop,
+            "by_operator": by_operator,
+            "gm_overhead": gflop["unified_gm"] / gflop["unified_plain"],
+            "unified_vs_sepformer": gflop["unified_gm"] / gflop["sepformer"],
         },
     }
 
 
-def training_step_flops(config, seconds, output_folder):
-    """Arithmetic of one training step per contender, counted, not timed.
-
-    ``torch.utils.flop_counter`` counts the matrix products and convolutions
-    (forward and backward) that a step dispatches; element-wise work is not
-    counted. The counts do not depend on the machine or its load, so their
-    ratios are what the timed ratios would be if time were arithmetic alone.
-
-    Arguments
-    ---------
-    config : str
-        A benchmark configuration.
-    seconds : float
-        Duration of the training item (batch size 1).
-    output_folder : str
-        A temporary folder for the hparams' checkpointer.
-
-    Returns
-    -------
-    dict
-        ``gflop`` (contender -> GFLOP per step), ``by_operator`` (contender
-        -> operator -> GFLOP), ``gm_overhead`` and ``unified_vs_sepformer``
-        (the same ratios as the timed ones).
-    """
-    steps, _ = make_contenders(config, seconds, output_folder)
-    gflop, by_operator = {}, {}
-    for name, step in steps.items():
-        gflop[name], by_operator[name] = counted_gflop(step)
-    return {
-        "gflop": gflop,
-        "by_operator": by_operator,
-        "gm_overhead": gflop["unified_gm"] / gflop["unified_plain"],
-        "unified_vs_sepformer": gflop["unified_gm"] / gflop["sepformer"],
-    }
-
-
-def gm_step_breakdown(config, seconds, repeats, output_folder, device="cpu"):
+def gm_step_breakdown(brain, batch, repeats, warmup=1, device="cpu"):
     """Where the time of a GM training step goes, part by part.
 
     The parts of ``fit_batch`` with GM (mode "project") are run one by one,
@@ -209,14 +210,15 @@ def gm_step_breakdown(config, seconds, repeats, output_folder, device="cpu"):
 
     Arguments
     ---------
-    config : str
-        A benchmark configuration.
-    seconds : float
-        Duration of the training item (batch size 1).
+    brain : gmsep.training.brain.NoiseRobustSeparationBrain
+        The unified model's Brain, with GM mode "project" (e.g.
+        ``Contenders.unified``).
+    batch : speechbrain.dataio.batch.PaddedBatch
+        The training item.
     repeats : int
-        Timed steps (after one untimed step).
-    output_folder : str
-        A temporary folder for the hparams' checkpointer.
+        Timed steps.
+    warmup : int
+        Untimed steps before (none needed on a Brain that has trained).
     device : str
         "cpu" or "cuda".
 
@@ -228,11 +230,12 @@ def gm_step_breakdown(config, seconds, repeats, output_folder, device="cpu"):
         ``ss_backward`` (the full SS backward), ``gm_combine`` and
         ``clip_adam``; ``total``.
     """
-    hparams = load_hparams(UNIFIED_HPARAMS, config, output_folder)
-    brain = make_brain(hparams, device)
-    batch = make_batch(hparams["num_spks"], seconds)
     shared = brain.shared_parameters()
     gradient_modulation = brain.hparams.gradient_modulation
+    if gradient_modulation.mode != "project":
+        raise ValueError(
+            f"expected gm_mode 'project', got {gradient_modulation.mode!r}"
+        )
     parts = {}
 
     def timed(name, run, *args, **kwargs):
@@ -248,7 +251,9 @@ def gm_step_breakdown(config, seconds, repeats, output_folder, device="cpu"):
             predictions = brain.compute_forward(batch, sb.Stage.TRAIN)
             return brain.compute_task_losses(predictions)
 
-    for step in range(1 + repeats):
+    for step in range(warmup + repeats):
+        if step == warmup:
+            parts.clear()
         main_loss, aux_loss = timed("forward", forward)
         aux_grads = timed(
             "se_backward",
@@ -265,8 +270,6 @@ def gm_step_breakdown(config, seconds, repeats, output_folder, device="cpu"):
         for p, grad in zip(shared, combined, strict=True):
             p.grad = grad
         timed("clip_adam", brain.optimizers_step)
-        if step == 0:  # warm-up
-            parts.clear()
     medians = {name: statistics.median(times) for name, times in parts.items()}
     medians["total"] = sum(medians.values())
     return medians
