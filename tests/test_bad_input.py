@@ -350,12 +350,13 @@ def Case(name, argv, expect, setup=None, replaced=()):
     )
 
 
-def sep(*inputs, out=None, model=None, extra=()):
-    """`gmsep separate` of ws.audio / input, into d / out by default."""
+def sep(*inputs, out=None, model=None, extra=(), command="separate"):
+    """`gmsep separate` (or command) of ws.audio / input, into d / out by
+    default."""
 
     def argv(ws, d):
         return [
-            "separate",
+            command,
             *(ws.audio / name for name in inputs),
             "--model",
             model(ws) if model else ws.model,
@@ -1069,6 +1070,30 @@ CLI_CASES = [
     Case(
         "separate_plots_without_report",
         sep("good.wav", extra=["--plots", "2"]),
+        Error("--plots: only with --report"),
+    ),
+    Case(
+        "enhance_report_exists",
+        sep("good.wav", extra=["--report"], command="enhance"),
+        Error("report: exists; use --overwrite"),
+        setup=lambda ws, d, mp: (
+            (d / "out" / "report").mkdir(parents=True),
+            (d / "out" / "report" / "report.html").write_text("earlier\n"),
+        ),
+    ),
+    Case(
+        "enhance_report_holds_other_files",
+        sep("good.wav", extra=["--report", "--overwrite"], command="enhance"),
+        Error("report: holds notes.txt, which this command does not write"),
+        setup=lambda ws, d, mp: (
+            (d / "out" / "report").mkdir(parents=True),
+            (d / "out" / "report" / "report.html").write_text("earlier\n"),
+            (d / "out" / "report" / "notes.txt").write_text("mine\n"),
+        ),
+    ),
+    Case(
+        "enhance_plots_without_report",
+        sep("good.wav", extra=["--plots", "2"], command="enhance"),
         Error("--plots: only with --report"),
     ),
     Case(

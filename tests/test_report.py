@@ -1,7 +1,8 @@
-"""The listening reports of `gmsep evaluate` and `gmsep separate --report`
-(gmsep.evaluation.report): the folder on disk, and the page as headless
-Chromium shows it: the tables rendered, sorting by a heading, every audio
-player loading and playing its file with the right duration."""
+"""The listening reports of `gmsep evaluate`, `gmsep separate --report` and
+`gmsep enhance --report` (gmsep.evaluation.report): the folder on disk,
+replaced whole or not at all, and the page as headless Chromium shows it:
+the tables rendered, sorting by a heading, every audio player loading and
+playing its file with the right duration."""
 
 import csv
 import json
@@ -223,29 +224,56 @@ def test_the_report_is_replaced_whole_or_not_at_all(evaluation, capsys):
 
 
 SEPARATED = [1.2, 0.6, 0.9]  # seconds, 8 kHz recordings without references
-SEPARATION_SIGNALS = ["mix", "enhanced", "est1", "est2"]
+# By command: the page's heading and summary row, the signals listened to,
+# and one of them with the suffix of the written file it is a copy of.
+RECORDING_REPORTS = {
+    "separate": (
+        ("gmsep separation", "separated"),
+        ["mix", "enhanced", "est1", "est2"],
+        ("est1", "_s1"),
+    ),
+    "enhance": (
+        ("gmsep enhancement", "enhanced"),
+        ["mix", "enhanced"],
+        ("enhanced", "_enhanced"),
+    ),
+}
 
 
-@pytest.fixture(scope="module")
-def separation(evaluation):
-    root = evaluation["root"] / "recordings"
-    root.mkdir()
+@pytest.fixture(scope="module", params=list(RECORDING_REPORTS))
+def separation(evaluation, request):
+    """The report of `separate --report` or `enhance --report` (the
+    command is the parameter) on three recordings, the first two
+    listened to."""
+    command = request.param
+    root = evaluation["root"] / command
+    (root / "recordings").mkdir(parents=True)
     mixes = [item["mix_sig"] for item in speech_items(SEPARATED)]
-    paths = [root / f"talk{i}.wav" for i in range(len(mixes))]
+    paths = [root / "recordings" / f"talk{i}.wav" for i in range(len(mixes))]
     for path, mix in zip(paths, mixes, strict=True):
         sf.write(path, mix.numpy(), 8000)
-    out = evaluation["root"] / "separated"
-    argv = ["separate", *map(str, paths), "--model", str(evaluation["model"])]
+    out = root / "out"
+    argv = [command, *map(str, paths), "--model", str(evaluation["model"])]
     argv += ["--out", str(out), "--report"]
     assert main([*argv, "--plots", "2"]) == 0
-    return {"argv": argv, "paths": paths, "report": out / "report"}
+    heading, signals, copy = RECORDING_REPORTS[command]
+    return {
+        "argv": argv,
+        "paths": paths,
+        "report": out / "report",
+        "heading": heading,
+        "signals": signals,
+        "copy": copy,
+    }
 
 
 @needs_chromium
 def test_the_separation_page_in_chromium(separation):
-    report = separation["report"]
+    report, signals = separation["report"], separation["signals"]
     page = (report / "report.html").read_text()
     assert "No metrics" in page and "SI-SNR" not in page
+    heading, work = separation["heading"]
+    assert f"<h1>{heading}</h1>" in page
     shown = open_in_chromium(report / "report.html", "recordings")
     names = [str(path) for path in separation["paths"]]
     assert shown["headings"] == [
@@ -258,32 +286,35 @@ def test_the_separation_page_in_chromium(separation):
     up, down = shown["sorted"]["duration (s)"]
     by_length = sorted(zip(SEPARATED, names, strict=True))
     assert up == [name for _, name in by_length] == down[::-1]
-    assert (
-        dict(shown["summary"])["recordings"]
-        == "3 (3 done, 0 skipped, 0 failed)"
+    summary = dict(shown["summary"])
+    assert summary["recordings"] == "3 (3 done, 0 skipped, 0 failed)"
+    assert re.fullmatch(
+        r"2\.70 s of audio in .* s \(real-time .*\)", summary[work]
     )
     # the first two listened to: every picture and player loads
-    assert len(shown["images"]) == 2 * len(SEPARATION_SIGNALS)
+    assert len(shown["images"]) == 2 * len(signals)
     assert all(complete and width > 0 for _, complete, width in shown["images"])
-    assert len(shown["audio"]) == 2 * len(SEPARATION_SIGNALS)
+    assert len(shown["audio"]) == 2 * len(signals)
     for i, audio in enumerate(shown["audio"]):
-        seconds = SEPARATED[i // len(SEPARATION_SIGNALS)]
-        key = SEPARATION_SIGNALS[i % len(SEPARATION_SIGNALS)]
-        assert (
-            audio["src"]
-            == f"audio/u{i // len(SEPARATION_SIGNALS) + 1:03d}/{key}.wav"
-        )
+        seconds = SEPARATED[i // len(signals)]
+        key = signals[i % len(signals)]
+        assert audio["src"] == f"audio/u{i // len(signals) + 1:03d}/{key}.wav"
         assert audio["error"] is None, audio
         assert audio["duration"] == pytest.approx(seconds, abs=1e-3), audio
         assert audio["played"] > 0, audio
 
 
 def test_the_separation_report_plays_the_written_files(separation):
-    """Estimates at their written level (peak 0.99), the folder replaced
-    whole on --overwrite, skipped recordings listed without a time."""
+    """Estimates (enhanced mixtures) at their written level (peak 0.99),
+    the folder replaced whole on --overwrite, skipped recordings listed
+    without a time."""
     report, argv = separation["report"], separation["argv"]
-    copy = sf.read(report / "audio" / "u001" / "est1.wav")[0]
-    written = sf.read(report.parent / "talk0_s1.wav")[0]
+    key, suffix = separation["copy"]
+    assert sorted(p.stem for p in (report / "audio" / "u001").iterdir()) == (
+        sorted(separation["signals"])
+    )
+    copy = sf.read(report / "audio" / "u001" / f"{key}.wav")[0]
+    written = sf.read(report.parent / f"talk0{suffix}.wav")[0]
     assert abs(copy).max() == pytest.approx(abs(written).max(), abs=1e-3)
     assert abs(copy - written).max() < 1e-3
     assert main(argv) == 2  # the report exists
@@ -302,3 +333,38 @@ def test_the_separation_report_plays_the_written_files(separation):
         "u002",
         "u003",
     ]
+
+
+def test_a_failed_report_leaves_the_earlier_one_or_none(
+    separation, monkeypatch, capsys
+):
+    """A write that fails while the report is built (here the second
+    recording's audio) ends the command with its one line; the report
+    folder is the earlier one, or absent, never a part of the new one."""
+    report, argv = separation["report"], separation["argv"]
+    assert main([*argv, "--overwrite", "--plots", "1"]) == 0
+    before = {p: p.read_bytes() for p in report.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    from gmsep.evaluation import report as report_module
+
+    writes = []
+
+    def write_audio(path, *args, **kwargs):
+        writes.append(path)
+        if "u002" in str(path):
+            raise OSError(28, "No space left on device", str(path))
+        return real_write_audio(path, *args, **kwargs)
+
+    real_write_audio = report_module.write_audio
+    monkeypatch.setattr(report_module, "write_audio", write_audio)
+    assert main([*argv, "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "u002" in str(writes[-1]) and len(writes) > 1
+    assert f"{argv[0]}: error: " in err and "No space left on device" in err
+    after = {p: p.read_bytes() for p in report.rglob("*") if p.is_file()}
+    assert after == before
+    shutil.rmtree(report)
+    assert main([*argv, "--overwrite"]) == 2
+    assert not report.exists()
+    # nothing staged is left beside it
+    assert not [p for p in report.parent.iterdir() if p.name.startswith(".")]

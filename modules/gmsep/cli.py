@@ -332,12 +332,12 @@ def separate(args):
 
 
 def check_report(args, out, recordings):
-    """``separate --report``: its folder (None without --report), checked
-    like evaluate's before any work."""
+    """``separate --report`` and ``enhance --report``: its folder (None
+    without --report), checked like evaluate's before any work."""
     from gmsep.evaluation.report import is_report_file
 
-    if not getattr(args, "report", False):
-        if getattr(args, "plots", None) is not None:
+    if not args.report:
+        if args.plots is not None:
             raise UsageError("--plots: only with --report")
         return None
     report_dir = out / "report"
@@ -356,10 +356,11 @@ def check_report(args, out, recordings):
 
 
 def write_report_of_separation(report_dir, model, args, results, tasks, out):
-    """``report/report.html`` of ``separate --report``: every recording in
-    the table, the first --plots with outputs (all by default) listened to:
-    the mixture, the enhanced mixture (models with an EnhanceNet) and the
-    estimates as written, at the recording's rate."""
+    """``report/report.html`` of ``separate --report`` and ``enhance
+    --report``: every recording in the table, the first --plots with
+    outputs (all by default) listened to: the mixture, the enhanced mixture
+    (models with an EnhanceNet: all of ``enhance``'s) and the estimates
+    (``separate``), as written, at the recording's rate."""
     from gmsep.data.audio import read_audio
     from gmsep.evaluation.report import write_listening, write_separation_report
 
@@ -418,7 +419,7 @@ def write_report_of_separation(report_dir, model, args, results, tasks, out):
                 report, len(listened), signals, rate
             )
         title = f"model {Path(args.model).name}, {len(rows)} recording(s)"
-        write_separation_report(report, title, rows, listened)
+        write_separation_report(report, title, rows, listened, args.command)
 
 
 class Task(collections.namedtuple("Task", "method suffixes")):
@@ -979,6 +980,20 @@ def build_parser():
             action="store_true",
             help="redo recordings whose outputs exist (default: skip them)",
         )
+        command.add_argument(
+            "--report",
+            action="store_true",
+            help="also write a listening report (report/report.html below "
+            "--out): players and spectrograms of each input and its "
+            "outputs, no metrics",
+        )
+        command.add_argument(
+            "--plots",
+            type=count(0),
+            default=None,
+            help="with --report: players and spectrograms for the first K "
+            "recordings (default: all)",
+        )
         command.set_defaults(handler=separate)
 
     sep = commands.add_parser(
@@ -991,19 +1006,6 @@ def build_parser():
         "--enhanced",
         action="store_true",
         help="also write the denoised mixture (<stem>_enhanced.wav)",
-    )
-    sep.add_argument(
-        "--report",
-        action="store_true",
-        help="also write a listening report (report/report.html below "
-        "--out): players and spectrograms, no metrics",
-    )
-    sep.add_argument(
-        "--plots",
-        type=count(0),
-        default=None,
-        help="with --report: players and spectrograms for the first K "
-        "recordings (default: all)",
     )
     enh = commands.add_parser(
         "enhance",

@@ -16,9 +16,10 @@ be copied anywhere::
         img/si-snr_i_histogram.png, img/si-snr_i_vs_input_snr.png
 
 The audio copies are 16-bit WAV at the model's rate (``gmsep separate
---report``: at the recording's, no references, no figures); the signals of one
-utterance are scaled down together if any would clip. The caller writes
-into a staged folder (:func:`gmsep.data.outputs.staged_folder`).
+--report`` and ``enhance --report``: at the recording's, no references, no
+figures); the signals of one utterance are scaled down together if any
+would clip. The caller writes into a staged folder
+(:func:`gmsep.data.outputs.staged_folder`).
 
 Authors
  * gmsep contributors 2026
@@ -51,12 +52,19 @@ COLUMNS = (
     ("pesq", "PESQ", "{:.2f}"),
     ("stoi", "STOI", "{:.3f}"),
 )
-# The columns of the recordings table of ``gmsep separate --report``.
+# The columns of the recordings table of ``gmsep separate --report``
+# (and ``enhance --report``).
 RECORDING_COLUMNS = (
     ("duration", "duration (s)", "{:.2f}"),
     ("seconds", "time (s)", "{:.2f}"),
     ("rtf", "real-time factor", "{:.3f}"),
 )
+# The words of the recordings report of each command: the page's heading,
+# the summary's row of processed audio, what is played (as written).
+RECORDING_REPORTS = {
+    "separate": ("gmsep separation", "separated", "Each estimate is"),
+    "enhance": ("gmsep enhancement", "enhanced", "Each enhanced mixture is"),
+}
 SUMMARY = (
     ("si-snr_i", "mean SI-SNRi (dB)", "{:.2f}"),
     ("sdr_i", "mean SDRi (dB)", "{:.2f}"),
@@ -396,9 +404,12 @@ def _write_page(folder, heading, title, body):
     (folder / REPORT).write_text(page, encoding="utf-8")
 
 
-def write_separation_report(folder, title, recordings, listened):
-    """Writes the ``report.html`` of ``gmsep separate --report``: recordings
-    without references, so players and spectrograms but no metrics.
+def write_separation_report(
+    folder, title, recordings, listened, command="separate"
+):
+    """Writes the ``report.html`` of ``gmsep separate --report`` (or
+    ``enhance --report``): recordings without references, so players and
+    spectrograms but no metrics.
 
     Arguments
     ---------
@@ -413,7 +424,11 @@ def write_separation_report(folder, title, recordings, listened):
         and ``status``.
     listened : dict
         recording -> what :func:`write_listening` returned.
+    command : str
+        ``separate`` or ``enhance``: what the page says the outputs are
+        (``RECORDING_REPORTS``).
     """
+    heading, work, outputs = RECORDING_REPORTS[command]
     done = [r for r in recordings if r["status"] == "done"]
     audio = sum(r["duration"] for r in done)
     seconds = sum(r["seconds"] for r in done)
@@ -425,7 +440,7 @@ def write_separation_report(folder, title, recordings, listened):
     if done:
         summary.append(
             (
-                "separated",
+                work,
                 f"{audio:.2f} s of audio in {seconds:.2f} s (real-time "
                 f"factor {seconds / audio:.3f})",
             )
@@ -438,8 +453,8 @@ def write_separation_report(folder, title, recordings, listened):
         _listening(name, entry, "") for name, entry in listened.items()
     )
     body = f"""<p>{html.escape(title)}. No metrics: these recordings have no
-references to measure against; listen. Each estimate is played and drawn at
-the level of its written file.</p>
+references to measure against; listen. {outputs} played and drawn at the
+level of its written file.</p>
 <h2>Summary</h2>
 <table id="summary">
 {summary_rows}
@@ -453,4 +468,4 @@ n/a for a recording skipped (its outputs existed) or failed.</p>
 </div>
 <h2>Listen</h2>
 {sections or "<p>No recording listed (--plots 0).</p>"}"""
-    _write_page(folder, "gmsep separation", title, body)
+    _write_page(folder, heading, title, body)
