@@ -39,6 +39,7 @@ lint: $(SETUP)
 # and faulting it in again every step (what a caching allocator does on a GPU).
 BENCH_ALLOCATOR := glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736
 
+# About 8 minutes on 2 CPU cores (README "Performance").
 # BENCH_ARGS: options of benchmarks/run.py, e.g. --long-inputs (60 s separations)
 BENCH_ARGS :=
 
