@@ -324,7 +324,13 @@ def format_separation(results):
 
 
 def separation_throughput(
-    unified, seconds, repeats, warmup, chunk_batch=8, device="cuda"
+    unified,
+    seconds,
+    repeats,
+    warmup,
+    chunk_batch=8,
+    device="cuda",
+    chunk_seconds=None,
 ):
     """Batched chunks and bf16 on an accelerator: throughput of
     ``separate_long`` on a mixture of several chunks.
@@ -344,6 +350,8 @@ def separation_throughput(
         Chunks a call in the batched contenders.
     device : str
         Where the modules are ("cuda"; "cpu" works too).
+    chunk_seconds : float, optional
+        Chunk length (default: that of ``separate_long``).
 
     Returns
     -------
@@ -366,7 +374,7 @@ def separation_throughput(
             torch.inference_mode(),
             torch.autocast(device_type, dtype=dtype, enabled=dtype is not None),
         ):
-            est_sources = unified.separate_long(mix)
+            est_sources = unified.separate_long(mix, chunk_seconds)
         synchronize(device)
         return est_sources
 
@@ -399,6 +407,6 @@ def separation_throughput(
         for name, runs in times.items()
     }
     results["chunks"] = len(
-        chunk_starts(mix.shape[-1], *unified.chunk_lengths())
+        chunk_starts(mix.shape[-1], *unified.chunk_lengths(chunk_seconds))
     )
     return results

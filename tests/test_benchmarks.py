@@ -100,7 +100,13 @@ def test_gpu_separation_throughput_runs_on_any_device(tmp_path):
         sys.path.pop(0)
     unified, _ = build_interfaces("tiny", str(tmp_path))
     results = separation_throughput(
-        unified, 9.0, repeats=1, warmup=0, chunk_batch=2, device="cpu"
+        unified,
+        3.0,
+        repeats=1,
+        warmup=0,
+        chunk_batch=2,
+        device="cpu",
+        chunk_seconds=2.0,
     )
     assert results["chunks"] == 2
     names = [f"{p}_chunk_batch_{b}" for p in ("fp32", "bf16") for b in (1, 2)]
